@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Creates .venv/ at the repo root with every dependency and the `recstream` command.
+#
+# Third-party packages (torch alone is several GB) live in one cached environment keyed by a
+# hash of the dependency list and the interpreter, under $RECSTREAM_CACHE_DIR (default
+# ~/.cache/recstream). .venv/ itself is a small real venv whose site-packages points at that
+# cache through a .pth file, plus an editable install of this checkout: a second clone or a
+# re-install costs seconds, and two clones never fight over one editable path.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$repo"
+py=${RECSTREAM_PYTHON:-}
+if [ -z "$py" ]; then
+  for cand in python3.11 python3; do
+    if command -v "$cand" >/dev/null && "$cand" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      py=$(command -v "$cand"); break
+    fi
+  done
+fi
+[ -n "$py" ] || { echo "install: Python 3.11 is required (set RECSTREAM_PYTHON)" >&2; exit 1; }
+# The Triton Python-backend stub links libpython3.11.so.1.0: the interpreter must be a shared build.
+"$py" - <<'PY' || exit 1
+import sys, sysconfig
+if not sysconfig.get_config_var("Py_ENABLE_SHARED"):
+    sys.exit(f"install: {sys.executable} is not a shared-library build; Triton's Python backend needs libpython3.11.so.1.0")
+PY
+
+cache=${RECSTREAM_CACHE_DIR:-$HOME/.cache/recstream}
+deps=$("$py" - <<'PY'
+import tomllib
+p = tomllib.load(open("pyproject.toml", "rb"))["project"]
+reqs = list(p["dependencies"]) + [r for extra in p.get("optional-dependencies", {}).values() for r in extra]
+print("\n".join(sorted(set(reqs))))
+PY
+)
+key=$(printf '%s\n%s\n' "$("$py" -c 'import sys; print(sys.version)')" "$deps" | sha256sum | cut -c1-16)
+env="$cache/envs/$key"
+
+if [ ! -f "$env/.complete" ]; then
+  echo "install: building dependency environment $env (first time only; torch is large)"
+  rm -rf "$env.partial"
+  mkdir -p "$cache/envs"
+  "$py" -m venv "$env.partial"
+  "$env.partial/bin/python" -m pip install -q --upgrade pip "setuptools>=68" wheel
+  # shellcheck disable=SC2086
+  printf '%s\n' "$deps" > "$env.partial/requirements.in"
+  "$env.partial/bin/python" -m pip install --progress-bar off -r "$env.partial/requirements.in"
+  "$env.partial/bin/python" -m pip freeze > "$env.partial/requirements.lock"
+  # venv scripts embed their absolute path; fix them up after the move.
+  mv "$env.partial" "$env"
+  grep -rlI --exclude-dir=lib "$env.partial" "$env/bin" | xargs -r sed -i "s#$env.partial#$env#g"
+  touch "$env/.complete"
+else
+  echo "install: reusing cached dependency environment $env"
+fi
+
+rm -rf .venv
+"$py" -m venv --without-pip .venv
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+dsite=$("$env/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "import site; site.addsitedir('$dsite')" > "$site/_recstream_deps.pth"
+.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v -i 'notice' || true
+for tool in pytest ruff mypy faust pip-audit; do
+  mod=$tool; [ "$tool" = pip-audit ] && mod=pip_audit
+  printf '#!/bin/sh\nexec "$(dirname "$0")/python" -m %s "$@"\n' "$mod" > ".venv/bin/$tool"
+  chmod +x ".venv/bin/$tool"
+done
+ln -sfn "$env" .venv/deps
+.venv/bin/recstream --help >/dev/null
+echo "install: ready: .venv/bin/recstream (deps: $env)"

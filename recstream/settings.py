@@ -1,0 +1,184 @@
+"""All recstream configuration, read once from ``RECSTREAM_*`` environment variables.
+
+Every environment name the project reads is a field here (``RECSTREAM_`` + upper-case field
+name); nothing else in the code base calls ``os.environ`` for configuration. Values are
+validated at start-up, and a ``RECSTREAM_*`` variable that names no field is rejected, so a
+typo fails loudly instead of being silently ignored.
+
+Example:
+    >>> from recstream.settings import load_settings
+    >>> s = load_settings()
+    >>> s.kafka_bootstrap_servers
+    '127.0.0.1:9092'
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "RECSTREAM_"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """Raised when the environment holds an invalid or unknown ``RECSTREAM_*`` setting."""
+
+
+class Settings(BaseSettings):
+    """Typed, frozen settings. See the README's configuration table for every field."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="forbid", case_sensitive=False
+    )
+
+    # --- local stack -------------------------------------------------------------------
+    stack_dir: Path = Field(REPO_ROOT / ".stack", description="State, logs and pids of the local stack.")
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "recstream",
+        description="Cache for resolved server jars and the dependency environment.",
+    )
+    cassandra_heap: str = Field("1G", description="Heap (-Xmx/-Xms) of the local Cassandra node.")
+    kafka_heap: str = Field("512M", description="Heap of the local Kafka broker.")
+    stack_start_timeout_s: float = Field(240.0, gt=0, description="Wait this long for a server to be healthy.")
+
+    # --- Kafka -------------------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    topic_click: str = "events.click"
+    topic_upload: str = "events.upload"
+    topic_review: str = "events.review"
+    topic_recs: str = "recs.updated"
+    topic_dlq: str = "events.dlq"
+    topic_partitions: int = Field(4, ge=1, description="Partitions for topics recstream creates.")
+    consumer_group: str = Field("recstream", description="Kafka consumer group (Faust app id).")
+
+    # --- Cassandra ---------------------------------------------------------------------
+    cassandra_contact_points: str = Field("127.0.0.1", description="Comma-separated hosts.")
+    cassandra_port: int = Field(9042, ge=1, le=65535)
+    cassandra_keyspace: str = Field("recstream", pattern=r"^[a-z][a-z0-9_]{0,47}$")
+    cassandra_replication: str = Field(
+        "{'class': 'SimpleStrategy', 'replication_factor': 1}",
+        description="CQL replication map for the keyspace.",
+    )
+    cassandra_consistency: Literal["ONE", "LOCAL_ONE", "QUORUM", "LOCAL_QUORUM", "ALL"] = "LOCAL_QUORUM"
+    cassandra_username: str | None = None
+    cassandra_password: SecretStr | None = None
+    cassandra_ssl_cafile: Path | None = None
+    cassandra_max_concurrency: int = Field(64, ge=1, description="In-flight async statements.")
+
+    # --- Triton ------------------------------------------------------------------------
+    triton_grpc_url: str = Field("127.0.0.1:8001", description="Triton gRPC endpoint (host:port).")
+    triton_http_port: int = Field(8000, ge=1, le=65535, description="Local Triton HTTP port.")
+    triton_grpc_port: int = Field(8001, ge=1, le=65535, description="Local Triton gRPC port.")
+    triton_metrics_port: int = Field(8002, ge=1, le=65535, description="Local Triton metrics port.")
+    triton_timeout_s: float = Field(10.0, gt=0, description="Per-request Triton timeout.")
+    triton_max_concurrency: int = Field(16, ge=1, description="In-flight Triton requests per worker.")
+    triton_device: Literal["auto", "cpu", "gpu"] = Field(
+        "auto", description="Instance kind for served models; auto picks GPU when one is visible."
+    )
+    image_model_path: Path | None = Field(
+        None, description="Optional TorchScript/ONNX image model replacing the built-in descriptor."
+    )
+
+    # --- recommendation ----------------------------------------------------------------
+    k: int = Field(20, ge=1, le=1000, description="Length of published lists (top-K).")
+    decay_tau_s: float = Field(7 * 24 * 3600.0, gt=0, description="Time constant of user-state decay.")
+    weight_click: float = Field(1.0, gt=0)
+    weight_review: float = Field(1.0, gt=0)
+    weight_upload: float = Field(0.5, gt=0)
+    seen_items_max: int = Field(2000, ge=1, description="Seen items kept per user (newest).")
+    ann_backend: Literal["exact", "faiss"] = Field("exact", description="Retrieval index.")
+    model_dir: Path = Field(REPO_ROOT / "artifacts" / "models", description="Trained fusion models.")
+
+    # --- edge limits -------------------------------------------------------------------
+    max_message_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted Kafka message.")
+    max_text_chars: int = Field(10_000, ge=1, description="Longest review text / description.")
+    max_title_chars: int = Field(1_000, ge=1)
+    max_id_chars: int = Field(256, ge=1)
+    max_list_items: int = Field(256, ge=1, description="Longest tags list / feature vector.")
+    max_features: int = Field(32, ge=1, description="Most named feature vectors in one upload.")
+    max_image_bytes: int = Field(5_242_880, ge=1, description="Largest decoded image payload.")
+    max_image_pixels: int = Field(16_000_000, ge=1, description="Largest image (width * height).")
+
+    # --- worker ------------------------------------------------------------------------
+    web_host: str = Field("127.0.0.1", description="Worker web server bind address.")
+    web_port: int = Field(6066, ge=1, le=65535)
+    batch_size: int = Field(64, ge=1, description="Events per stream.take batch.")
+    batch_timeout_s: float = Field(0.005, gt=0, description="Max wait to fill a batch.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("kafka_bootstrap_servers", "cassandra_contact_points")
+    @classmethod
+    def _non_empty_list(cls, v: str) -> str:
+        if not [p for p in v.split(",") if p.strip()]:
+            raise ValueError("must name at least one host")
+        return v
+
+    @model_validator(mode="after")
+    def _check_security(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError("SASL protocols need kafka_sasl_mechanism, _username and _password")
+        return self
+
+    @property
+    def cassandra_hosts(self) -> list[str]:
+        """Contact points as a list."""
+        return [h.strip() for h in self.cassandra_contact_points.split(",") if h.strip()]
+
+    @property
+    def event_topics(self) -> dict[str, str]:
+        """Input topic per event type."""
+        return {"click": self.topic_click, "upload": self.topic_upload, "review": self.topic_review}
+
+
+def known_env_names() -> set[str]:
+    """Every environment variable name the settings read."""
+    return {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """Build and validate settings from the environment.
+
+    Args:
+        environ: Environment to read (default ``os.environ``).
+        **overrides: Field values that win over the environment (used by the CLI and tests).
+
+    Raises:
+        SettingsError: A ``RECSTREAM_*`` variable is unknown or a value is invalid.
+    """
+    env = dict(os.environ if environ is None else environ)
+    unknown = sorted(k for k in env if k.upper().startswith(ENV_PREFIX) and k.upper() not in known_env_names())
+    if unknown:
+        raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; see the README's configuration table")
+    values: dict[str, object] = {}
+    for name in Settings.model_fields:
+        key = ENV_PREFIX + name.upper()
+        for k, v in env.items():
+            if k.upper() == key:
+                values[name] = v
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        # model_validate takes exactly these values; pydantic-settings does not read the
+        # environment a second time, so tests can pass a private environ.
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise SettingsError(str(exc)) from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, loaded on first use."""
+    return load_settings()
