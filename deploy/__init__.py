@@ -1,0 +1,1 @@
+"""Deployment: the local stack (real servers without Docker), compose, Kubernetes, Prometheus, Grafana."""

@@ -1,0 +1,1 @@
+"""Torch models that turn items and events into embeddings: text, image, fusion; training and export."""

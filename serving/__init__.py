@@ -1,0 +1,1 @@
+"""Triton Inference Server: model repository (typed configs), client, local launcher."""

@@ -1,0 +1,1 @@
+"""The stream processor: Faust app, agents, user state and retrieval."""
