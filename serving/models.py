@@ -1,0 +1,59 @@
+"""The catalogue of models recstream serves, as typed configs.
+
+Each entry pairs a :class:`~serving.config.ModelConfig` with the folder of its Python-backend
+source under ``serving/model_repository/``. Instance placement follows the device: KIND_GPU when
+a GPU is visible (or forced by ``RECSTREAM_TRITON_DEVICE=gpu``), KIND_CPU otherwise.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from serving.config import DataType, DynamicBatching, InstanceGroup, ModelConfig, TensorSpec
+
+SOURCE_ROOT = Path(__file__).resolve().parent / "model_repository"
+
+Kind = Literal["KIND_CPU", "KIND_GPU"]
+
+
+def gpu_visible() -> bool:
+    """True when an NVIDIA GPU device node and nvidia-smi are present."""
+    return Path("/dev/nvidia0").exists() and shutil.which("nvidia-smi") is not None
+
+
+def instance_kind(device: str) -> Kind:
+    """Map the ``triton_device`` setting (auto/cpu/gpu) to an instance-group kind."""
+    if device == "gpu" or (device == "auto" and gpu_visible()):
+        return "KIND_GPU"
+    return "KIND_CPU"
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A model config factory (by instance kind) plus the folder holding its ``model.py``."""
+
+    name: str
+    config: Callable[[Kind], ModelConfig]
+
+    @property
+    def source(self) -> Path:
+        return SOURCE_ROOT / self.name
+
+
+def _echo(kind: Kind) -> ModelConfig:
+    return ModelConfig(
+        name="echo",
+        inputs=(TensorSpec("INPUT", DataType.FP32, (-1,)),),
+        outputs=(TensorSpec("OUTPUT", DataType.FP32, (-1,)), TensorSpec("SUM", DataType.FP32, (1,))),
+        max_batch_size=64,
+        dynamic_batching=DynamicBatching(preferred_batch_sizes=(8, 32), max_queue_delay_us=500),
+        instance_group=InstanceGroup(kind="KIND_CPU"),  # trivial: never worth a GPU
+    )
+
+
+#: Every served model, by name.
+MODELS: dict[str, ServedModel] = {m.name: m for m in (ServedModel("echo", _echo),)}
