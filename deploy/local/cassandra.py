@@ -35,13 +35,10 @@ class CassandraService(Service):
     def describe(self) -> str:
         return f"CQL 127.0.0.1:{self.settings.cassandra_port}"
 
-    def prepare(self) -> Launch:
-        java = find_java()
-        jars = resolve_jars("cassandra", self.settings.cache_dir)
-        for sub in ("data", "commitlog", "saved_caches", "hints", "cdc_raw", "logs"):
-            (self.home / sub).mkdir(parents=True, exist_ok=True)
+    def render_config(self) -> str:
+        """The node's ``cassandra.yaml`` (password auth when a username is configured)."""
         auth = self.settings.cassandra_username is not None
-        (self.home / "cassandra.yaml").write_text(
+        return (
             (CONF / "cassandra.yaml")
             .read_text()
             .format(
@@ -52,6 +49,13 @@ class CassandraService(Service):
                 authorizer="CassandraAuthorizer" if auth else "AllowAllAuthorizer",
             )
         )
+
+    def prepare(self) -> Launch:
+        java = find_java()
+        jars = resolve_jars("cassandra", self.settings.cache_dir)
+        for sub in ("data", "commitlog", "saved_caches", "hints", "cdc_raw", "logs"):
+            (self.home / sub).mkdir(parents=True, exist_ok=True)
+        (self.home / "cassandra.yaml").write_text(self.render_config())
         jamm = next(jars.glob("jamm-*.jar"), None)
         heap = self.settings.cassandra_heap
         argv = [
