@@ -1,1 +1,1 @@
-"""Deployment: the local stack (real servers without Docker), compose, Kubernetes, Prometheus, Grafana."""
+"""Deployment: local stack (real servers, no Docker), compose, Kubernetes, Prometheus, Grafana."""

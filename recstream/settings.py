@@ -38,42 +38,58 @@ class Settings(BaseSettings):
     )
 
     # --- local stack -------------------------------------------------------------------
-    stack_dir: Path = Field(REPO_ROOT / ".stack", description="State, logs and pids of the local stack.")
+    stack_dir: Path = Field(
+        REPO_ROOT / ".stack", description="State, logs and pids of the local stack."
+    )
     cache_dir: Path = Field(
         Path.home() / ".cache" / "recstream",
         description="Cache for resolved server jars and the dependency environment.",
     )
     cassandra_heap: str = Field("1G", description="Heap (-Xmx/-Xms) of the local Cassandra node.")
     kafka_heap: str = Field("512M", description="Heap of the local Kafka broker.")
-    stack_start_timeout_s: float = Field(240.0, gt=0, description="Wait this long for a server to be healthy.")
+    stack_start_timeout_s: float = Field(
+        240.0, gt=0, description="Wait this long for a server to be healthy."
+    )
 
     # --- Kafka -------------------------------------------------------------------------
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_cafile: Path | None = None
-    topic_click: str = "events.click"
-    topic_upload: str = "events.upload"
-    topic_review: str = "events.review"
-    topic_recs: str = "recs.updated"
-    topic_dlq: str = "events.dlq"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism (with SASL_* protocols)."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (never logged).")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle for Kafka TLS.")
+    topic_click: str = Field("events.click", description="Input topic of click events.")
+    topic_upload: str = Field("events.upload", description="Input topic of upload events.")
+    topic_review: str = Field("events.review", description="Input topic of review events.")
+    topic_recs: str = Field("recs.updated", description="Output topic of refreshed lists.")
+    topic_dlq: str = Field("events.dlq", description="Dead-letter topic for rejected events.")
     topic_partitions: int = Field(4, ge=1, description="Partitions for topics recstream creates.")
     consumer_group: str = Field("recstream", description="Kafka consumer group (Faust app id).")
 
     # --- Cassandra ---------------------------------------------------------------------
     cassandra_contact_points: str = Field("127.0.0.1", description="Comma-separated hosts.")
-    cassandra_port: int = Field(9042, ge=1, le=65535)
-    cassandra_keyspace: str = Field("recstream", pattern=r"^[a-z][a-z0-9_]{0,47}$")
+    cassandra_port: int = Field(9042, ge=1, le=65535, description="CQL native port.")
+    cassandra_keyspace: str = Field(
+        "recstream", pattern=r"^[a-z][a-z0-9_]{0,47}$", description="Keyspace of recstream tables."
+    )
     cassandra_replication: str = Field(
         "{'class': 'SimpleStrategy', 'replication_factor': 1}",
         description="CQL replication map for the keyspace.",
     )
-    cassandra_consistency: Literal["ONE", "LOCAL_ONE", "QUORUM", "LOCAL_QUORUM", "ALL"] = "LOCAL_QUORUM"
-    cassandra_username: str | None = None
-    cassandra_password: SecretStr | None = None
-    cassandra_ssl_cafile: Path | None = None
+    cassandra_consistency: Literal["ONE", "LOCAL_ONE", "QUORUM", "LOCAL_QUORUM", "ALL"] = Field(
+        "LOCAL_QUORUM", description="Consistency level of reads and writes."
+    )
+    cassandra_username: str | None = Field(
+        None, description="Cassandra user (PasswordAuthenticator)."
+    )
+    cassandra_password: SecretStr | None = Field(
+        None, description="Cassandra password (never logged)."
+    )
+    cassandra_ssl_cafile: Path | None = Field(None, description="CA bundle for Cassandra TLS.")
     cassandra_max_concurrency: int = Field(64, ge=1, description="In-flight async statements.")
 
     # --- Triton ------------------------------------------------------------------------
@@ -82,7 +98,9 @@ class Settings(BaseSettings):
     triton_grpc_port: int = Field(8001, ge=1, le=65535, description="Local Triton gRPC port.")
     triton_metrics_port: int = Field(8002, ge=1, le=65535, description="Local Triton metrics port.")
     triton_timeout_s: float = Field(10.0, gt=0, description="Per-request Triton timeout.")
-    triton_max_concurrency: int = Field(16, ge=1, description="In-flight Triton requests per worker.")
+    triton_max_concurrency: int = Field(
+        16, ge=1, description="In-flight Triton requests per worker."
+    )
     triton_device: Literal["auto", "cpu", "gpu"] = Field(
         "auto", description="Instance kind for served models; auto picks GPU when one is visible."
     )
@@ -92,19 +110,29 @@ class Settings(BaseSettings):
 
     # --- recommendation ----------------------------------------------------------------
     k: int = Field(20, ge=1, le=1000, description="Length of published lists (top-K).")
-    decay_tau_s: float = Field(7 * 24 * 3600.0, gt=0, description="Time constant of user-state decay.")
-    weight_click: float = Field(1.0, gt=0)
-    weight_review: float = Field(1.0, gt=0)
-    weight_upload: float = Field(0.5, gt=0)
+    decay_tau_s: float = Field(
+        7 * 24 * 3600.0, gt=0, description="Time constant of user-state decay."
+    )
+    weight_click: float = Field(
+        1.0, gt=0, description="Update weight of a click (times its own weight)."
+    )
+    weight_review: float = Field(1.0, gt=0, description="Update weight of a review.")
+    weight_upload: float = Field(
+        0.5, gt=0, description="Update weight of an upload for its uploader."
+    )
     seen_items_max: int = Field(2000, ge=1, description="Seen items kept per user (newest).")
     ann_backend: Literal["exact", "faiss"] = Field("exact", description="Retrieval index.")
-    model_dir: Path = Field(REPO_ROOT / "artifacts" / "models", description="Trained fusion models.")
+    model_dir: Path = Field(
+        REPO_ROOT / "artifacts" / "models", description="Trained fusion models."
+    )
 
     # --- edge limits -------------------------------------------------------------------
-    max_message_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted Kafka message.")
+    max_message_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest accepted Kafka message."
+    )
     max_text_chars: int = Field(10_000, ge=1, description="Longest review text / description.")
-    max_title_chars: int = Field(1_000, ge=1)
-    max_id_chars: int = Field(256, ge=1)
+    max_title_chars: int = Field(1_000, ge=1, description="Longest upload title.")
+    max_id_chars: int = Field(256, ge=1, description="Longest event/user/item id.")
     max_list_items: int = Field(256, ge=1, description="Longest tags list / feature vector.")
     max_features: int = Field(32, ge=1, description="Most named feature vectors in one upload.")
     max_image_bytes: int = Field(5_242_880, ge=1, description="Largest decoded image payload.")
@@ -112,11 +140,15 @@ class Settings(BaseSettings):
 
     # --- worker ------------------------------------------------------------------------
     web_host: str = Field("127.0.0.1", description="Worker web server bind address.")
-    web_port: int = Field(6066, ge=1, le=65535)
+    web_port: int = Field(6066, ge=1, le=65535, description="Worker web server port.")
     batch_size: int = Field(64, ge=1, description="Events per stream.take batch.")
     batch_timeout_s: float = Field(0.005, gt=0, description="Max wait to fill a batch.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
+    log_format: Literal["json", "text"] = Field(
+        "json", description="json (structured) or text logs."
+    )
 
     @field_validator("kafka_bootstrap_servers", "cassandra_contact_points")
     @classmethod
@@ -160,9 +192,13 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
         SettingsError: A ``RECSTREAM_*`` variable is unknown or a value is invalid.
     """
     env = dict(os.environ if environ is None else environ)
-    unknown = sorted(k for k in env if k.upper().startswith(ENV_PREFIX) and k.upper() not in known_env_names())
+    unknown = sorted(
+        k for k in env if k.upper().startswith(ENV_PREFIX) and k.upper() not in known_env_names()
+    )
     if unknown:
-        raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; see the README's configuration table")
+        raise SettingsError(
+            f"unknown setting(s) {', '.join(unknown)}; see the README's configuration table"
+        )
     values: dict[str, object] = {}
     for name in Settings.model_fields:
         key = ENV_PREFIX + name.upper()

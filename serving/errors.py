@@ -38,4 +38,4 @@ class TransientInferenceError(InferenceError):
 
 
 class CircuitOpenError(TransientInferenceError):
-    """The circuit breaker is open after repeated failures; calls are refused until it half-opens."""
+    """The circuit breaker is open after repeated failures; calls wait until it half-opens."""

@@ -48,7 +48,10 @@ def _echo(kind: Kind) -> ModelConfig:
     return ModelConfig(
         name="echo",
         inputs=(TensorSpec("INPUT", DataType.FP32, (-1,)),),
-        outputs=(TensorSpec("OUTPUT", DataType.FP32, (-1,)), TensorSpec("SUM", DataType.FP32, (1,))),
+        outputs=(
+            TensorSpec("OUTPUT", DataType.FP32, (-1,)),
+            TensorSpec("SUM", DataType.FP32, (1,)),
+        ),
         max_batch_size=64,
         dynamic_batching=DynamicBatching(preferred_batch_sizes=(8, 32), max_queue_delay_us=500),
         instance_group=InstanceGroup(kind="KIND_CPU"),  # trivial: never worth a GPU

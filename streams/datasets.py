@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 class DatasetError(ValueError):
-    """A dataset folder is missing a file or holds a malformed row (file and line in the message)."""
+    """A dataset folder lacks a file or holds a malformed row (file and line in the message)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +112,11 @@ def load_movielens(path: str | Path, *, with_tags: bool = True) -> MovieLens:
         with vf.open(newline="", encoding="utf-8") as fh:
             reader = csv.reader(fh)
             next(reader, None)
-            for n, row in enumerate(reader, start=2):
+            for n, cells in enumerate(reader, start=2):
                 try:
-                    vals = tuple(float(x) for x in row[1:])
+                    vals = tuple(float(x) for x in cells[1:])
                     if all(math.isfinite(v) for v in vals):
-                        visual[int(row[0])] = vals
+                        visual[int(cells[0])] = vals
                 except (ValueError, IndexError) as exc:
                     raise DatasetError(f"{vf}:{n}: {exc}") from exc
     for n, row in _rows(root / "movies.csv", ("movieId", "title", "genres")):
@@ -131,8 +131,13 @@ def load_movielens(path: str | Path, *, with_tags: bool = True) -> MovieLens:
     for n, row in _rows(root / "ratings.csv", ("userId", "movieId", "rating", "timestamp")):
         try:
             raw.append(
-                Interaction(int(row["userId"]), int(row["movieId"]), int(row["timestamp"]), "rating",
-                            value=float(row["rating"]))
+                Interaction(
+                    int(row["userId"]),
+                    int(row["movieId"]),
+                    int(row["timestamp"]),
+                    "rating",
+                    value=float(row["rating"]),
+                )
             )
         except ValueError as exc:
             raise DatasetError(f"{root / 'ratings.csv'}:{n}: {exc}") from exc
@@ -141,8 +146,13 @@ def load_movielens(path: str | Path, *, with_tags: bool = True) -> MovieLens:
         for n, row in _rows(tags, ("userId", "movieId", "tag", "timestamp")):
             try:
                 raw.append(
-                    Interaction(int(row["userId"]), int(row["movieId"]), int(row["timestamp"]), "tag",
-                                text=row["tag"])
+                    Interaction(
+                        int(row["userId"]),
+                        int(row["movieId"]),
+                        int(row["timestamp"]),
+                        "tag",
+                        text=row["tag"],
+                    )
                 )
             except ValueError as exc:
                 raise DatasetError(f"{tags}:{n}: {exc}") from exc
@@ -154,5 +164,7 @@ def load_movielens(path: str | Path, *, with_tags: bool = True) -> MovieLens:
     ]
     for i in interactions:
         if i.movie_id not in movies:  # ratings of movies missing from movies.csv still get an item
-            movies[i.movie_id] = Movie(i.movie_id, f"movie {i.movie_id}", (), visual.get(i.movie_id))
+            movies[i.movie_id] = Movie(
+                i.movie_id, f"movie {i.movie_id}", (), visual.get(i.movie_id)
+            )
     return MovieLens(root, movies, interactions)

@@ -59,7 +59,10 @@ class CassandraService(Service):
         jamm = next(jars.glob("jamm-*.jar"), None)
         heap = self.settings.cassandra_heap
         argv = [
-            java, f"-Xms{heap}", f"-Xmx{heap}", *jvm_options(),
+            java,
+            f"-Xms{heap}",
+            f"-Xmx{heap}",
+            *jvm_options(),
             *([f"-javaagent:{jamm}"] if jamm else []),
             f"-Dcassandra.config=file://{self.home / 'cassandra.yaml'}",
             "-Dcassandra-foreground=yes",
@@ -71,7 +74,8 @@ class CassandraService(Service):
             "-Dcassandra.skip_wait_for_gossip_to_settle=0",
             "-Dcassandra.ring_delay_ms=100",
             "-Djava.awt.headless=true",
-            "-cp", f"{jars}/*",
+            "-cp",
+            f"{jars}/*",
             "org.apache.cassandra.service.CassandraDaemon",
         ]
         return Launch(argv, {}, self.home)
@@ -89,8 +93,11 @@ class CassandraService(Service):
             )
             logging.getLogger("cassandra").setLevel(logging.CRITICAL)
             cluster = Cluster(
-                ["127.0.0.1"], port=s.cassandra_port, auth_provider=auth,
-                connect_timeout=3, control_connection_timeout=3,
+                ["127.0.0.1"],
+                port=s.cassandra_port,
+                auth_provider=auth,
+                connect_timeout=3,
+                control_connection_timeout=3,
             )
             try:
                 session = cluster.connect()

@@ -61,11 +61,14 @@ site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purel
 dsite=$("$env/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "import site; site.addsitedir('$dsite')" > "$site/_recstream_deps.pth"
 .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v -i 'notice' || true
-for tool in pytest ruff mypy faust pip-audit; do
+# Python tools run through .venv's interpreter (so they see this checkout); ruff is a native
+# binary and is linked, since `python -m ruff` itself looks for bin/ruff and would loop.
+for tool in pytest mypy faust pip-audit; do
   mod=$tool; [ "$tool" = pip-audit ] && mod=pip_audit
   printf '#!/bin/sh\nexec "$(dirname "$0")/python" -m %s "$@"\n' "$mod" > ".venv/bin/$tool"
   chmod +x ".venv/bin/$tool"
 done
+ln -sfn "$env/bin/ruff" .venv/bin/ruff
 ln -sfn "$env" .venv/deps
 .venv/bin/recstream --help >/dev/null
 echo "install: ready: .venv/bin/recstream (deps: $env)"

@@ -50,19 +50,43 @@ class KafkaService(Service):
             # KRaft storage must be formatted once with a cluster id before the first start.
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
             proc = subprocess.run(
-                [java, "-cp", cp, log4j, "kafka.tools.StorageTool", "format",
-                 "-t", cluster_id, "-c", str(props)],
-                capture_output=True, text=True, check=False,
+                [
+                    java,
+                    "-cp",
+                    cp,
+                    log4j,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(props),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if proc.returncode != 0:
                 self.log_path.parent.mkdir(parents=True, exist_ok=True)
                 self.log_path.write_text(proc.stdout + proc.stderr)
-                raise ServiceFailed(self.name, "formatting KRaft storage failed", self.log_path,
-                                    (proc.stdout + proc.stderr)[-2000:])
+                raise ServiceFailed(
+                    self.name,
+                    "formatting KRaft storage failed",
+                    self.log_path,
+                    (proc.stdout + proc.stderr)[-2000:],
+                )
         heap = self.settings.kafka_heap
         argv = [
-            java, f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-            log4j, "-cp", cp, "kafka.Kafka", str(props),
+            java,
+            f"-Xmx{heap}",
+            f"-Xms{heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            log4j,
+            "-cp",
+            cp,
+            "kafka.Kafka",
+            str(props),
         ]
         return Launch(argv, {}, self.home)
 

@@ -7,6 +7,7 @@ out. ``down`` stops exactly the processes ``up`` recorded (pid + start time), ne
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -77,14 +78,20 @@ class Stack:
             busy = [p for p in svc.ports if port_open("127.0.0.1", p)]
             if busy:
                 if svc.healthy():
-                    progress(f"{svc.name}: a server not started by this stack answers on {busy}; using it")
+                    progress(
+                        f"{svc.name}: a server this stack did not start answers on {busy}; using it"
+                    )
                     continue
-                raise PortInUse(f"{svc.name}: port(s) {busy} on 127.0.0.1 are in use by another process")
+                raise PortInUse(
+                    f"{svc.name}: port(s) {busy} on 127.0.0.1 are in use by another process"
+                )
             progress(f"{svc.name}: preparing")
             launch = svc.prepare()
             svc.log_path.parent.mkdir(parents=True, exist_ok=True)
             with svc.log_path.open("ab") as log:
-                log.write(f"\n=== recstream stack up {time.strftime('%Y-%m-%dT%H:%M:%S')} ===\n".encode())
+                log.write(
+                    f"\n=== recstream stack up {time.strftime('%Y-%m-%dT%H:%M:%S')} ===\n".encode()
+                )
                 log.flush()
                 proc = subprocess.Popen(
                     launch.argv,
@@ -109,26 +116,35 @@ class Stack:
                 raise ServiceFailed(svc.name, "running but not healthy", svc.log_path, _tail(svc))
         return [svc.name for svc, _ in started]
 
-    def _wait(self, svc: Service, proc: subprocess.Popen[bytes], progress: Callable[[str], None]) -> None:
+    def _wait(
+        self, svc: Service, proc: subprocess.Popen[bytes], progress: Callable[[str], None]
+    ) -> None:
         t0 = time.monotonic()
         deadline = t0 + self.settings.stack_start_timeout_s
         while time.monotonic() < deadline:
             code = proc.poll()
             if code is not None:
                 svc.pid_path.unlink(missing_ok=True)
-                raise ServiceFailed(svc.name, f"exited with code {code} during start", svc.log_path, _tail(svc))
+                raise ServiceFailed(
+                    svc.name, f"exited with code {code} during start", svc.log_path, _tail(svc)
+                )
             if svc.healthy():
-                progress(f"{svc.name}: healthy after {time.monotonic() - t0:.1f}s ({svc.describe()})")
+                progress(
+                    f"{svc.name}: healthy after {time.monotonic() - t0:.1f}s ({svc.describe()})"
+                )
                 return
             time.sleep(0.5)
         raise ServiceFailed(
             svc.name,
-            f"not healthy after {self.settings.stack_start_timeout_s:.0f}s (last check: {svc.last_error})",
+            f"not healthy after {self.settings.stack_start_timeout_s:.0f}s "
+            f"(last check: {svc.last_error})",
             svc.log_path,
             _tail(svc),
         )
 
-    def down(self, progress: Callable[[str], None] = lambda _: None, timeout_s: float = 60.0) -> list[str]:
+    def down(
+        self, progress: Callable[[str], None] = lambda _: None, timeout_s: float = 60.0
+    ) -> list[str]:
         """Stop the servers this stack started (reverse order). Returns the names stopped."""
         stopped = []
         for svc in reversed(self.services):
@@ -156,7 +172,13 @@ class Stack:
         for svc in self.services:
             rec = svc.running()
             out.append(
-                ServiceStatus(svc.name, rec.pid if rec else None, svc.healthy(), svc.describe(), str(svc.log_path))
+                ServiceStatus(
+                    svc.name,
+                    rec.pid if rec else None,
+                    svc.healthy(),
+                    svc.describe(),
+                    str(svc.log_path),
+                )
             )
         return out
 
@@ -164,10 +186,8 @@ class Stack:
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     # The server leads its own process group (start_new_session), so this reaches its children
     # (Triton's Python-backend stubs) too, and nothing else.
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _tail(svc: Service, lines: int = 25) -> str:

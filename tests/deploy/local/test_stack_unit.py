@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 from pathlib import Path
@@ -39,7 +40,7 @@ def test_pid_record_detects_exit_and_pid_reuse() -> None:
 
 def test_cassandra_jvm_options_carry_jpms_flags() -> None:
     opts = jvm_options()
-    pairs = {f"{a} {b}" for a, b in zip(opts, opts[1:], strict=False)}
+    pairs = {f"{a} {b}" for a, b in itertools.pairwise(opts)}
     assert "--add-opens java.base/java.lang=ALL-UNNAMED" in pairs
     assert "--add-exports java.base/jdk.internal.misc=ALL-UNNAMED" in pairs
     assert "-Djdk.attach.allowAttachSelf=true" in opts
@@ -48,14 +49,22 @@ def test_cassandra_jvm_options_carry_jpms_flags() -> None:
 def test_cassandra_yaml_binds_loopback_and_fills_every_placeholder(tmp_path: Path) -> None:
     import yaml
 
-    settings = load_settings({"RECSTREAM_STACK_DIR": str(tmp_path), "RECSTREAM_CASSANDRA_PORT": "19042"})
+    settings = load_settings(
+        {"RECSTREAM_STACK_DIR": str(tmp_path), "RECSTREAM_CASSANDRA_PORT": "19042"}
+    )
     conf = yaml.safe_load(CassandraService(settings).render_config())
     assert conf["listen_address"] == "127.0.0.1" and conf["rpc_address"] == "127.0.0.1"
     assert conf["native_transport_port"] == 19042
     assert conf["data_file_directories"] == [str(tmp_path / "cassandra" / "data")]
     assert conf["authenticator"] == "AllowAllAuthenticator"
     secured = load_settings(
-        {"RECSTREAM_STACK_DIR": str(tmp_path), "RECSTREAM_CASSANDRA_USERNAME": "u",
-         "RECSTREAM_CASSANDRA_PASSWORD": "p"}
+        {
+            "RECSTREAM_STACK_DIR": str(tmp_path),
+            "RECSTREAM_CASSANDRA_USERNAME": "u",
+            "RECSTREAM_CASSANDRA_PASSWORD": "p",
+        }
     )
-    assert yaml.safe_load(CassandraService(secured).render_config())["authenticator"] == "PasswordAuthenticator"
+    assert (
+        yaml.safe_load(CassandraService(secured).render_config())["authenticator"]
+        == "PasswordAuthenticator"
+    )

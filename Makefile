@@ -1,0 +1,53 @@
+# recstream developer commands. `make help` lists them.
+SHELL := /bin/bash
+PY := .venv/bin/python
+RECSTREAM := .venv/bin/recstream
+PYTEST_ARGS ?=
+DATASET ?= ../shared/data/movielens-small
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-unit lint format demo bench stack-up stack-down stack-status clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
+
+.venv/.installed: pyproject.toml deploy/local/install.sh
+	bash deploy/local/install.sh
+	@touch $@
+
+install: .venv/.installed ## Create .venv/ with every dependency and the `recstream` command (cached: seconds the second time)
+
+test: install ## Run the whole suite against real Kafka, Cassandra and Triton (started if not up)
+	@set +e; $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+test-unit: install ## Run only the tests that need no server
+	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+lint: install ## ruff format check, ruff lint, mypy
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
+	$(PY) -m mypy recstream streams encoders serving schemas deploy
+
+format: install ## Apply ruff formatting and safe fixes
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+stack-up: install ## Start the local stack and wait until healthy
+	$(RECSTREAM) stack up
+
+stack-down: install ## Stop the processes the local stack started
+	$(RECSTREAM) stack down
+
+stack-status: install ## Health of each local server
+	$(RECSTREAM) stack status
+
+demo: install ## Bring the stack up and run the live demo (Ctrl-C stops what it started)
+	$(RECSTREAM) demo --dataset movielens:$(DATASET)
+
+bench: install ## Benchmarks: print figures, write reports/bench.json and docs/BENCHMARKS.md
+	$(RECSTREAM) bench --out reports/bench.json
+
+clean: ## Remove local state (.stack/) and build caches (keeps the dependency cache)
+	-$(RECSTREAM) stack down
+	rm -rf .stack .pytest_cache .mypy_cache .ruff_cache reports

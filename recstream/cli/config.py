@@ -1,0 +1,41 @@
+"""``recstream config``: the effective settings, or the documented table of every setting."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from recstream.settings import ENV_PREFIX, Settings, load_settings
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``config`` command."""
+    p = sub.add_parser(
+        "config", help="show effective settings (secrets masked) or the settings table"
+    )
+    p.add_argument("--markdown", action="store_true", help="print the README's configuration table")
+    p.set_defaults(func=run)
+
+
+def markdown_table() -> str:
+    """Every ``RECSTREAM_*`` variable with its default and meaning, as a Markdown table."""
+    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "" if default is None else str(default)
+        if name in ("stack_dir", "model_dir"):
+            shown = shown.replace(str(Settings.model_fields["stack_dir"].default.parent), ".")
+        if name == "cache_dir":
+            shown = "~/.cache/recstream"
+        desc = field.description or ""
+        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | `{shown}` | {desc} |")
+    return "\n".join(rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the table or the effective settings as JSON."""
+    if args.markdown:
+        print(markdown_table())
+        return 0
+    print(json.dumps(load_settings().model_dump(mode="json"), indent=2, default=str))
+    return 0
