@@ -26,6 +26,8 @@ def write_model(dest_root: Path, model: ServedModel, kind: Kind, version: int = 
             shutil.copytree(src, target, dirs_exist_ok=True)
         else:
             shutil.copy2(src, target)
+    # Shared helpers sit beside each model.py: the Python backend puts that folder on sys.path.
+    shutil.copy2(model.source.parent / "_common.py", vdir / "_common.py")
     (folder / "config.pbtxt").write_text(model.config(kind).to_pbtxt())
     return folder
 
