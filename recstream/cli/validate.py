@@ -8,14 +8,11 @@ cannot be read. ``-`` reads standard input.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from contextlib import ExitStack
 from typing import BinaryIO
-
-from recstream.settings import load_settings
-from schemas.limits import Limits
-from schemas.validate import iter_lines, validate_lines
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,6 +29,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Validate ``args.file``; returns the exit code."""
+    # Imported here so that `recstream --help` does not pay for pydantic and Pillow.
+    from recstream.settings import load_settings
+    from schemas.limits import Limits
+    from schemas.validate import iter_lines, validate_lines
+
     limits = Limits.from_settings(load_settings())
     now_ms = time.time_ns() // 1_000_000
     total = bad = 0
@@ -47,9 +49,12 @@ def run(args: argparse.Namespace) -> int:
                 total += 1
                 bad += not result.ok
                 out.write(result.to_json() + "\n")
+            out.flush()
+        except BrokenPipeError:  # e.g. `| head`: the reader has gone, stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
         except OSError as exc:  # missing, a directory, unreadable, I/O error
             print(f"recstream validate: cannot read {args.file}: {exc}", file=sys.stderr)
             return 2
-    out.flush()
     print(f"recstream validate: {total} line(s), {bad} invalid", file=sys.stderr)
     return 1 if bad else 0

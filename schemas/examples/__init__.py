@@ -1,0 +1,1 @@
+"""Data package: one valid example document per contract (used by tests and docs)."""
