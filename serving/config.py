@@ -81,11 +81,7 @@ class ModelConfig:
         if self.dynamic_batching is not None:
             if self.max_batch_size == 0:
                 raise ModelConfigError(f"{self.name}: dynamic batching needs max_batch_size > 0")
-            bad = [
-                s
-                for s in self.dynamic_batching.preferred_batch_sizes
-                if not 0 < s <= self.max_batch_size
-            ]
+            bad = [s for s in self.dynamic_batching.preferred_batch_sizes if not 0 < s <= self.max_batch_size]
             if bad:
                 raise ModelConfigError(f"{self.name}: preferred sizes {bad} exceed max_batch_size")
         names = [t.name for t in (*self.inputs, *self.outputs)]
@@ -113,9 +109,7 @@ class ModelConfig:
             )
         lines.append(f"version_policy: {{ latest: {{ num_versions: {self.latest_versions} }} }}")
         for key, value in self.parameters:
-            lines.append(
-                f'parameters: {{ key: "{key}" value: {{ string_value: "{_esc(value)}" }} }}'
-            )
+            lines.append(f'parameters: {{ key: "{key}" value: {{ string_value: "{_esc(value)}" }} }}')
         return "\n".join(lines) + "\n"
 
 
@@ -129,8 +123,6 @@ def _tensors(kind: str, specs: tuple[TensorSpec, ...]) -> list[str]:
         dims = ", ".join(str(d) for d in t.dims)
         opt = " optional: true" if t.optional else ""
         sep = "," if i < len(specs) - 1 else ""
-        out.append(
-            f'  {{ name: "{t.name}" data_type: {t.dtype.value} dims: [ {dims} ]{opt} }}{sep}'
-        )
+        out.append(f'  {{ name: "{t.name}" data_type: {t.dtype.value} dims: [ {dims} ]{opt} }}{sep}')
     out.append("]")
     return out

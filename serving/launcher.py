@@ -60,9 +60,7 @@ def prepare_backends(inst: TritonInstall, dest: Path) -> Path:
     """A backend directory whose ``python`` backend uses the stub built for this Python."""
     py = dest / "python"
     py.mkdir(parents=True, exist_ok=True)
-    links = {
-        p.name: p for p in (inst.root / "backends" / "python").iterdir() if p.name != "__pycache__"
-    }
+    links = {p.name: p for p in (inst.root / "backends" / "python").iterdir() if p.name != "__pycache__"}
     links["triton_python_backend_stub"] = inst.stub()
     for name, target in links.items():
         link = py / name

@@ -64,9 +64,7 @@ def _text_encoder(kind: Kind) -> ModelConfig:
         inputs=(TensorSpec("TEXT", DataType.BYTES, (1,)),),
         outputs=(TensorSpec("EMBEDDING", DataType.FP32, (384,)),),
         max_batch_size=128,
-        dynamic_batching=DynamicBatching(
-            preferred_batch_sizes=(16, 32, 64), max_queue_delay_us=2000
-        ),
+        dynamic_batching=DynamicBatching(preferred_batch_sizes=(16, 32, 64), max_queue_delay_us=2000),
         instance_group=InstanceGroup(kind=kind, count=1),
         latest_versions=1,
         parameters=(("threads", "2"), ("batch_size", "64")),

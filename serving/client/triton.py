@@ -108,9 +108,7 @@ class TritonClient(InferenceClient):
                 breaker.record_failure()
                 metrics.TRITON_CIRCUIT.labels(model=model).set(breaker.state.value)
                 if not self.retry.should_retry(attempt):
-                    raise TransientInferenceError(
-                        model, f"{exc} (after {attempt} attempts)"
-                    ) from exc
+                    raise TransientInferenceError(model, f"{exc} (after {attempt} attempts)") from exc
                 metrics.TRITON_RETRIES.labels(model=model).inc()
                 await asyncio.sleep(self.retry.delay(attempt))
                 continue
@@ -159,9 +157,7 @@ class TritonClient(InferenceClient):
     async def model_version(self) -> str:
         cfg = await self._client.get_model_config("fusion", as_json=True)
         params = cfg.get("config", {}).get("parameters", {})
-        return str(
-            json.loads(json.dumps(params)).get("model_version", {}).get("string_value", "unknown")
-        )
+        return str(params.get("model_version", {}).get("string_value", "unknown"))
 
     async def load_model(self, name: str) -> None:
         """Ask the server to (re)load ``name`` from the repository (hot swap of versions)."""

@@ -1,0 +1,28 @@
+"""Errors of the stream processor.
+
+Hierarchy::
+
+    StreamError                  base of every stream-processor failure
+    ├── StateError               the state store failed (wraps the driver error)
+    │   └── SchemaVersionError   the keyspace holds another CQL schema version
+    ├── CatalogError             the retrieval index was misused (dimension mismatch, ...)
+    └── ReplayError              a dataset replay could not produce its events
+"""
+
+from __future__ import annotations
+
+
+class StreamError(RuntimeError):
+    """Base class of stream-processor errors."""
+
+
+class StateError(StreamError):
+    """The state store failed."""
+
+
+class SchemaVersionError(StateError):
+    """The keyspace's schema version is not the one this code expects."""
+
+
+class CatalogError(StreamError, ValueError):
+    """The retrieval index was misused."""

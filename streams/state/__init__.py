@@ -1,0 +1,1 @@
+"""User and item state: the interface (``base``) and its backends (``memory``, ``cassandra``)."""

@@ -1,0 +1,272 @@
+"""Cassandra state store: prepared statements, async execution with bounded concurrency.
+
+The schema lives in ``streams/state/cql/NNN_*.cql`` and is applied by ``recstream schema
+apply``; the store refuses to run against a keyspace holding another schema version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from cassandra import ConsistencyLevel
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import Cluster, ResponseFuture, Session
+from cassandra.query import PreparedStatement
+
+from recstream.settings import Settings
+from streams.errors import SchemaVersionError, StateError
+from streams.state.base import ItemRecord, StateStore, StoredList, UserState
+
+CQL_DIR = Path(__file__).resolve().parent / "cql"
+SCHEMA_VERSION = len(list(CQL_DIR.glob("*.cql")))
+log = logging.getLogger(__name__)
+
+
+def cql_statements(settings: Settings) -> list[str]:
+    """Every statement of every schema file, in order, with keyspace and replication filled."""
+    out: list[str] = []
+    for path in sorted(CQL_DIR.glob("*.cql")):
+        text = "\n".join(ln.split("--")[0] for ln in path.read_text().splitlines())
+        text = text.format(keyspace=settings.cassandra_keyspace, replication=settings.cassandra_replication)
+        out += [stmt.strip() for stmt in text.split(";")]
+    return [stmt for stmt in out if stmt]
+
+
+def connect(settings: Settings) -> tuple[Cluster, Session]:
+    """A driver session configured from settings (auth and TLS when set)."""
+    auth = None
+    if settings.cassandra_username and settings.cassandra_password:
+        auth = PlainTextAuthProvider(
+            settings.cassandra_username, settings.cassandra_password.get_secret_value()
+        )
+    ssl_context = None
+    if settings.cassandra_ssl_cafile:
+        import ssl
+
+        ssl_context = ssl.create_default_context(cafile=str(settings.cassandra_ssl_cafile))
+    cluster = Cluster(
+        settings.cassandra_hosts,
+        port=settings.cassandra_port,
+        auth_provider=auth,
+        ssl_context=ssl_context,
+        connect_timeout=10,
+    )
+    return cluster, cluster.connect()
+
+
+def apply_schema(settings: Settings) -> int:
+    """Create the keyspace and tables if missing and record the schema version. Idempotent."""
+    cluster, session = connect(settings)
+    try:
+        for stmt in cql_statements(settings):
+            session.execute(stmt, timeout=60)
+        session.execute(
+            f"INSERT INTO {settings.cassandra_keyspace}.schema_version (id, version, applied_at) "
+            "VALUES (0, %s, toTimestamp(now()))",
+            (SCHEMA_VERSION,),
+        )
+        return SCHEMA_VERSION
+    finally:
+        cluster.shutdown()
+
+
+def _aio(fut: ResponseFuture) -> asyncio.Future[Any]:
+    loop = asyncio.get_running_loop()
+    out: asyncio.Future[Any] = loop.create_future()
+
+    def set_result(rows: Any) -> None:
+        if not out.done():
+            out.set_result(rows)
+
+    def set_exception(exc: BaseException) -> None:
+        if not out.done():
+            out.set_exception(exc)
+
+    # The driver calls back on its own thread; hand the result to the event loop's thread.
+    fut.add_callbacks(
+        lambda rows: loop.call_soon_threadsafe(set_result, rows),
+        lambda exc: loop.call_soon_threadsafe(set_exception, exc),
+    )
+    return out
+
+
+class CassandraStateStore(StateStore):
+    """:class:`StateStore` on Cassandra. Create with :meth:`open`."""
+
+    def __init__(self, settings: Settings, cluster: Cluster, session: Session) -> None:
+        self.settings = settings
+        self._cluster = cluster
+        self._session = session
+        self._sem = asyncio.Semaphore(settings.cassandra_max_concurrency)
+        ks = settings.cassandra_keyspace
+        cl = getattr(ConsistencyLevel, settings.cassandra_consistency)
+
+        def prep(cql: str) -> PreparedStatement:
+            stmt = session.prepare(cql)
+            stmt.consistency_level = cl
+            return stmt
+
+        self._get_user = prep(
+            f"SELECT user_id, acc, ref_ts, event_count, model_version, offsets, recent_events, seen "
+            f"FROM {ks}.user_state WHERE user_id = ?"
+        )
+        self._put_user = prep(
+            f"INSERT INTO {ks}.user_state (user_id, acc, ref_ts, event_count, model_version, offsets, "
+            f"recent_events, seen, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, toTimestamp(now()))"
+        )
+        self._put_item = prep(
+            f"INSERT INTO {ks}.items (item_id, embedding, modalities, model_version, title, created_ts, "
+            f"updated_at) VALUES (?, ?, ?, ?, ?, ?, toTimestamp(now()))"
+        )
+        self._all_items = prep(
+            f"SELECT item_id, embedding, modalities, model_version, title, created_ts FROM {ks}.items"
+        )
+        self._all_items.fetch_size = 5000
+        self._put_list = prep(
+            f"INSERT INTO {ks}.latest_list (user_id, payload, trigger_event_id, generated_at) "
+            "VALUES (?, ?, ?, ?)"
+        )
+        self._get_list = prep(
+            f"SELECT user_id, payload, trigger_event_id, generated_at FROM {ks}.latest_list WHERE user_id = ?"
+        )
+
+    @classmethod
+    def open(cls, settings: Settings) -> CassandraStateStore:
+        """Connect and check the schema version.
+
+        Raises:
+            SchemaVersionError: The keyspace is missing or at another version (run
+                ``recstream schema apply``).
+        """
+        cluster, session = connect(settings)
+        try:
+            row = session.execute(
+                f"SELECT version FROM {settings.cassandra_keyspace}.schema_version WHERE id = 0"
+            ).one()
+        except Exception as exc:
+            cluster.shutdown()
+            raise SchemaVersionError(
+                f"keyspace {settings.cassandra_keyspace!r} has no recstream schema ({exc}); "
+                "run `recstream schema apply`"
+            ) from exc
+        if row is None or row.version != SCHEMA_VERSION:
+            cluster.shutdown()
+            raise SchemaVersionError(
+                f"keyspace {settings.cassandra_keyspace!r} is at schema version "
+                f"{None if row is None else row.version}, this code needs {SCHEMA_VERSION}"
+            )
+        return cls(settings, cluster, session)
+
+    async def _run(self, stmt: PreparedStatement, params: Sequence[Any]) -> Any:
+        async with self._sem:
+            try:
+                return await _aio(self._session.execute_async(stmt, params))
+            except Exception as exc:
+                raise StateError(f"cassandra: {exc!r}") from exc
+
+    async def get_users(self, user_ids: Sequence[str]) -> dict[str, UserState]:
+        results = await asyncio.gather(*(self._run(self._get_user, (u,)) for u in user_ids))
+        out: dict[str, UserState] = {}
+        for rows in results:
+            row = rows[0] if rows else None  # driver callbacks get the first page as a list
+            if row is None:
+                continue
+            out[row.user_id] = UserState(
+                user_id=row.user_id,
+                acc=None if row.acc is None else np.frombuffer(row.acc, dtype=np.float64).copy(),
+                ref_ts=row.ref_ts or 0,
+                event_count=row.event_count or 0,
+                model_version=row.model_version or "",
+                offsets=dict(row.offsets or {}),
+                recent_events=tuple(row.recent_events or ()),
+                seen=tuple(row.seen or ()),
+            )
+        return out
+
+    async def put_users(self, states: Sequence[UserState]) -> None:
+        await asyncio.gather(
+            *(
+                self._run(
+                    self._put_user,
+                    (
+                        s.user_id,
+                        None if s.acc is None else s.acc.astype(np.float64).tobytes(),
+                        s.ref_ts,
+                        s.event_count,
+                        s.model_version,
+                        s.offsets,
+                        list(s.recent_events),
+                        list(s.seen),
+                    ),
+                )
+                for s in states
+            )
+        )
+
+    async def put_items(self, items: Sequence[ItemRecord]) -> None:
+        await asyncio.gather(
+            *(
+                self._run(
+                    self._put_item,
+                    (
+                        it.item_id,
+                        it.embedding.astype(np.float32).tobytes(),
+                        set(it.modalities),
+                        it.model_version,
+                        it.title,
+                        it.created_ts,
+                    ),
+                )
+                for it in items
+            )
+        )
+
+    async def load_items(self) -> list[ItemRecord]:
+        def fetch() -> list[ItemRecord]:
+            rows = self._session.execute(self._all_items, timeout=120)
+            return [
+                ItemRecord(
+                    r.item_id,
+                    np.frombuffer(r.embedding, dtype=np.float32).copy(),
+                    frozenset(r.modalities or ()),
+                    r.model_version or "",
+                    r.title or "",
+                    r.created_ts or 0,
+                )
+                for r in rows
+            ]
+
+        t0 = time.perf_counter()
+        items = await asyncio.to_thread(fetch)
+        log.info(
+            "loaded %d catalogue items from Cassandra in %.2fs",
+            len(items),
+            time.perf_counter() - t0,
+        )
+        return items
+
+    async def put_lists(self, lists: Sequence[StoredList]) -> None:
+        await asyncio.gather(
+            *(
+                self._run(self._put_list, (x.user_id, x.payload, x.trigger_event_id, x.generated_at))
+                for x in lists
+            )
+        )
+
+    async def get_list(self, user_id: str) -> StoredList | None:
+        rows = await self._run(self._get_list, (user_id,))
+        row = rows[0] if rows else None  # driver callbacks get the first page as a list
+        return (
+            None
+            if row is None
+            else StoredList(row.user_id, row.payload, row.trigger_event_id, row.generated_at)
+        )
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._cluster.shutdown)
