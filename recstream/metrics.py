@@ -58,9 +58,7 @@ TRITON_SECONDS = Histogram(
 TRITON_ERRORS = Counter(
     "recstream_triton_errors_total", "Failed Triton requests, by model and kind.", ["model", "kind"]
 )
-TRITON_RETRIES = Counter(
-    "recstream_triton_retries_total", "Retried Triton requests, by model.", ["model"]
-)
+TRITON_RETRIES = Counter("recstream_triton_retries_total", "Retried Triton requests, by model.", ["model"])
 TRITON_CIRCUIT = Gauge(
     "recstream_triton_circuit_state",
     "Circuit breaker per model: 0 closed, 1 half-open, 2 open.",

@@ -38,9 +38,7 @@ class Settings(BaseSettings):
     )
 
     # --- local stack -------------------------------------------------------------------
-    stack_dir: Path = Field(
-        REPO_ROOT / ".stack", description="State, logs and pids of the local stack."
-    )
+    stack_dir: Path = Field(REPO_ROOT / ".stack", description="State, logs and pids of the local stack.")
     cache_dir: Path = Field(
         Path.home() / ".cache" / "recstream",
         description="Cache for resolved server jars and the dependency environment.",
@@ -83,12 +81,8 @@ class Settings(BaseSettings):
     cassandra_consistency: Literal["ONE", "LOCAL_ONE", "QUORUM", "LOCAL_QUORUM", "ALL"] = Field(
         "LOCAL_QUORUM", description="Consistency level of reads and writes."
     )
-    cassandra_username: str | None = Field(
-        None, description="Cassandra user (PasswordAuthenticator)."
-    )
-    cassandra_password: SecretStr | None = Field(
-        None, description="Cassandra password (never logged)."
-    )
+    cassandra_username: str | None = Field(None, description="Cassandra user (PasswordAuthenticator).")
+    cassandra_password: SecretStr | None = Field(None, description="Cassandra password (never logged).")
     cassandra_ssl_cafile: Path | None = Field(None, description="CA bundle for Cassandra TLS.")
     cassandra_max_concurrency: int = Field(64, ge=1, description="In-flight async statements.")
 
@@ -98,9 +92,7 @@ class Settings(BaseSettings):
     triton_grpc_port: int = Field(8001, ge=1, le=65535, description="Local Triton gRPC port.")
     triton_metrics_port: int = Field(8002, ge=1, le=65535, description="Local Triton metrics port.")
     triton_timeout_s: float = Field(10.0, gt=0, description="Per-request Triton timeout.")
-    triton_max_concurrency: int = Field(
-        16, ge=1, description="In-flight Triton requests per worker."
-    )
+    triton_max_concurrency: int = Field(16, ge=1, description="In-flight Triton requests per worker.")
     triton_device: Literal["auto", "cpu", "gpu"] = Field(
         "auto", description="Instance kind for served models; auto picks GPU when one is visible."
     )
@@ -110,26 +102,16 @@ class Settings(BaseSettings):
 
     # --- recommendation ----------------------------------------------------------------
     k: int = Field(20, ge=1, le=1000, description="Length of published lists (top-K).")
-    decay_tau_s: float = Field(
-        7 * 24 * 3600.0, gt=0, description="Time constant of user-state decay."
-    )
-    weight_click: float = Field(
-        1.0, gt=0, description="Update weight of a click (times its own weight)."
-    )
+    decay_tau_s: float = Field(7 * 24 * 3600.0, gt=0, description="Time constant of user-state decay.")
+    weight_click: float = Field(1.0, gt=0, description="Update weight of a click (times its own weight).")
     weight_review: float = Field(1.0, gt=0, description="Update weight of a review.")
-    weight_upload: float = Field(
-        0.5, gt=0, description="Update weight of an upload for its uploader."
-    )
+    weight_upload: float = Field(0.5, gt=0, description="Update weight of an upload for its uploader.")
     seen_items_max: int = Field(2000, ge=1, description="Seen items kept per user (newest).")
     ann_backend: Literal["exact", "faiss"] = Field("exact", description="Retrieval index.")
-    model_dir: Path = Field(
-        REPO_ROOT / "artifacts" / "models", description="Trained fusion models."
-    )
+    model_dir: Path = Field(REPO_ROOT / "artifacts" / "models", description="Trained fusion models.")
 
     # --- edge limits -------------------------------------------------------------------
-    max_message_bytes: int = Field(
-        1_048_576, ge=1024, description="Largest accepted Kafka message."
-    )
+    max_message_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted Kafka message.")
     max_text_chars: int = Field(10_000, ge=1, description="Longest review text / description.")
     max_title_chars: int = Field(1_000, ge=1, description="Longest upload title.")
     max_id_chars: int = Field(256, ge=1, description="Longest event/user/item id.")
@@ -143,12 +125,8 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, ge=1, le=65535, description="Worker web server port.")
     batch_size: int = Field(64, ge=1, description="Events per stream.take batch.")
     batch_timeout_s: float = Field(0.005, gt=0, description="Max wait to fill a batch.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="Log level."
-    )
-    log_format: Literal["json", "text"] = Field(
-        "json", description="json (structured) or text logs."
-    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    log_format: Literal["json", "text"] = Field("json", description="json (structured) or text logs.")
 
     @field_validator("kafka_bootstrap_servers", "cassandra_contact_points")
     @classmethod
@@ -196,9 +174,7 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
         k for k in env if k.upper().startswith(ENV_PREFIX) and k.upper() not in known_env_names()
     )
     if unknown:
-        raise SettingsError(
-            f"unknown setting(s) {', '.join(unknown)}; see the README's configuration table"
-        )
+        raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; see the README's configuration table")
     values: dict[str, object] = {}
     for name in Settings.model_fields:
         key = ENV_PREFIX + name.upper()

@@ -164,7 +164,5 @@ def load_movielens(path: str | Path, *, with_tags: bool = True) -> MovieLens:
     ]
     for i in interactions:
         if i.movie_id not in movies:  # ratings of movies missing from movies.csv still get an item
-            movies[i.movie_id] = Movie(
-                i.movie_id, f"movie {i.movie_id}", (), visual.get(i.movie_id)
-            )
+            movies[i.movie_id] = Movie(i.movie_id, f"movie {i.movie_id}", (), visual.get(i.movie_id))
     return MovieLens(root, movies, interactions)

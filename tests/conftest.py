@@ -60,7 +60,5 @@ def shared_movielens() -> Path:
     """The shared ml-latest-small folder beside the repo."""
     path = SHARED_DATA / "movielens-small"
     if not (path / "ratings.csv").exists():
-        pytest.fail(
-            f"shared dataset missing at {path}; tests expect ../shared/data beside the repo"
-        )
+        pytest.fail(f"shared dataset missing at {path}; tests expect ../shared/data beside the repo")
     return path

@@ -109,9 +109,7 @@ class Service(ABC):
         rec = PidRecord(proc.pid, ticks if ticks is not None else -1, str(proc.args[0]))  # type: ignore[index]
         self.pid_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.pid_path.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps({"pid": rec.pid, "start_ticks": rec.start_ticks, "argv0": rec.argv0})
-        )
+        tmp.write_text(json.dumps({"pid": rec.pid, "start_ticks": rec.start_ticks, "argv0": rec.argv0}))
         os.replace(tmp, self.pid_path)
         return rec
 

@@ -35,9 +35,7 @@ def find_java() -> str:
             continue
         if major >= 17:
             return cand
-    raise ToolMissing(
-        "JDK 17 or newer is required (install openjdk-17-jdk-headless or set JAVA_HOME)"
-    )
+    raise ToolMissing("JDK 17 or newer is required (install openjdk-17-jdk-headless or set JAVA_HOME)")
 
 
 def resolve_jars(name: str, cache_dir: Path) -> Path:
@@ -69,9 +67,7 @@ def resolve_jars(name: str, cache_dir: Path) -> Path:
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0 or not any(partial.glob("*.jar")):
-        raise ResolveError(
-            f"resolving {name} jars failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
-        )
+        raise ResolveError(f"resolving {name} jars failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
     shutil.rmtree(dest, ignore_errors=True)
     partial.rename(dest)
     (dest / ".complete").touch()

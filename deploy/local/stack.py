@@ -78,20 +78,14 @@ class Stack:
             busy = [p for p in svc.ports if port_open("127.0.0.1", p)]
             if busy:
                 if svc.healthy():
-                    progress(
-                        f"{svc.name}: a server this stack did not start answers on {busy}; using it"
-                    )
+                    progress(f"{svc.name}: a server this stack did not start answers on {busy}; using it")
                     continue
-                raise PortInUse(
-                    f"{svc.name}: port(s) {busy} on 127.0.0.1 are in use by another process"
-                )
+                raise PortInUse(f"{svc.name}: port(s) {busy} on 127.0.0.1 are in use by another process")
             progress(f"{svc.name}: preparing")
             launch = svc.prepare()
             svc.log_path.parent.mkdir(parents=True, exist_ok=True)
             with svc.log_path.open("ab") as log:
-                log.write(
-                    f"\n=== recstream stack up {time.strftime('%Y-%m-%dT%H:%M:%S')} ===\n".encode()
-                )
+                log.write(f"\n=== recstream stack up {time.strftime('%Y-%m-%dT%H:%M:%S')} ===\n".encode())
                 log.flush()
                 proc = subprocess.Popen(
                     launch.argv,
@@ -116,9 +110,7 @@ class Stack:
                 raise ServiceFailed(svc.name, "running but not healthy", svc.log_path, _tail(svc))
         return [svc.name for svc, _ in started]
 
-    def _wait(
-        self, svc: Service, proc: subprocess.Popen[bytes], progress: Callable[[str], None]
-    ) -> None:
+    def _wait(self, svc: Service, proc: subprocess.Popen[bytes], progress: Callable[[str], None]) -> None:
         t0 = time.monotonic()
         deadline = t0 + self.settings.stack_start_timeout_s
         while time.monotonic() < deadline:
@@ -129,22 +121,17 @@ class Stack:
                     svc.name, f"exited with code {code} during start", svc.log_path, _tail(svc)
                 )
             if svc.healthy():
-                progress(
-                    f"{svc.name}: healthy after {time.monotonic() - t0:.1f}s ({svc.describe()})"
-                )
+                progress(f"{svc.name}: healthy after {time.monotonic() - t0:.1f}s ({svc.describe()})")
                 return
             time.sleep(0.5)
         raise ServiceFailed(
             svc.name,
-            f"not healthy after {self.settings.stack_start_timeout_s:.0f}s "
-            f"(last check: {svc.last_error})",
+            f"not healthy after {self.settings.stack_start_timeout_s:.0f}s (last check: {svc.last_error})",
             svc.log_path,
             _tail(svc),
         )
 
-    def down(
-        self, progress: Callable[[str], None] = lambda _: None, timeout_s: float = 60.0
-    ) -> list[str]:
+    def down(self, progress: Callable[[str], None] = lambda _: None, timeout_s: float = 60.0) -> list[str]:
         """Stop the servers this stack started (reverse order). Returns the names stopped."""
         stopped = []
         for svc in reversed(self.services):

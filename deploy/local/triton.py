@@ -22,10 +22,7 @@ class TritonService(Service):
 
     def describe(self) -> str:
         s = self.settings
-        return (
-            f"HTTP :{s.triton_http_port}, gRPC :{s.triton_grpc_port}, "
-            f"metrics :{s.triton_metrics_port}"
-        )
+        return f"HTTP :{s.triton_http_port}, gRPC :{s.triton_grpc_port}, metrics :{s.triton_metrics_port}"
 
     def prepare(self) -> Launch:
         inst = find_triton()

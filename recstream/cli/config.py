@@ -10,9 +10,7 @@ from recstream.settings import ENV_PREFIX, Settings, load_settings
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``config`` command."""
-    p = sub.add_parser(
-        "config", help="show effective settings (secrets masked) or the settings table"
-    )
+    p = sub.add_parser("config", help="show effective settings (secrets masked) or the settings table")
     p.add_argument("--markdown", action="store_true", help="print the README's configuration table")
     p.set_defaults(func=run)
 

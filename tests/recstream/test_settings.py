@@ -21,9 +21,7 @@ def test_defaults_point_at_the_local_stack() -> None:
 
 
 def test_environment_values_are_parsed_and_typed() -> None:
-    s = load_settings(
-        {"RECSTREAM_K": "50", "RECSTREAM_TOPIC_RECS": "recs.v2", "recstream_decay_tau_s": "60"}
-    )
+    s = load_settings({"RECSTREAM_K": "50", "RECSTREAM_TOPIC_RECS": "recs.v2", "recstream_decay_tau_s": "60"})
     assert s.k == 50 and s.topic_recs == "recs.v2" and s.decay_tau_s == 60.0
 
 
@@ -49,9 +47,7 @@ def test_invalid_values_fail_at_start(env: dict[str, str]) -> None:
 
 
 def test_settings_are_frozen_and_secrets_hidden() -> None:
-    s = load_settings(
-        {"RECSTREAM_CASSANDRA_USERNAME": "u", "RECSTREAM_CASSANDRA_PASSWORD": "hunter2"}
-    )
+    s = load_settings({"RECSTREAM_CASSANDRA_USERNAME": "u", "RECSTREAM_CASSANDRA_PASSWORD": "hunter2"})
     with pytest.raises(Exception):  # noqa: B017 - pydantic raises ValidationError on frozen models
         s.k = 3  # type: ignore[misc]
     assert "hunter2" not in repr(s) and "hunter2" not in str(s.model_dump())

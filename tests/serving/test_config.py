@@ -34,9 +34,7 @@ def test_pbtxt_renders_tensors_batching_instances_and_versions() -> None:
     assert 'name: "m"' in text and 'backend: "python"' in text and "max_batch_size: 32" in text
     assert '{ name: "TEXT" data_type: TYPE_STRING dims: [ 1 ] }' in text
     assert '{ name: "EMBEDDING" data_type: TYPE_FP32 dims: [ 384 ] }' in text
-    assert (
-        "preferred_batch_size: [ 4, 16 ]" in text and "max_queue_delay_microseconds: 1500" in text
-    )
+    assert "preferred_batch_size: [ 4, 16 ]" in text and "max_queue_delay_microseconds: 1500" in text
     assert "instance_group [ { kind: KIND_GPU count: 2 } ]" in text
     assert "latest: { num_versions: 2 }" in text
     assert r'string_value: "a \"quoted\" path"' in text

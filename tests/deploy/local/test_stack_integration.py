@@ -18,9 +18,7 @@ pytestmark = pytest.mark.integration
 RECSTREAM = str(Path(sys.executable).parent / "recstream")
 
 
-def test_kafka_produce_consume_round_trip(
-    stack: Settings, topic_factory: Callable[..., str]
-) -> None:
+def test_kafka_produce_consume_round_trip(stack: Settings, topic_factory: Callable[..., str]) -> None:
     from kafka import KafkaConsumer, KafkaProducer
 
     topic = topic_factory("roundtrip", partitions=2)
@@ -59,8 +57,7 @@ def test_cassandra_keyspace_table_write_read(stack: Settings) -> None:
         session = cluster.connect()
         ks = f"test_{uuid.uuid4().hex[:8]}"
         session.execute(
-            f"CREATE KEYSPACE {ks} WITH replication = "
-            "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+            f"CREATE KEYSPACE {ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
         )
         try:
             session.execute(f"CREATE TABLE {ks}.kv (k text PRIMARY KEY, v blob, n bigint)")
@@ -70,9 +67,7 @@ def test_cassandra_keyspace_table_write_read(stack: Settings) -> None:
             row = session.execute(f"SELECT v, n FROM {ks}.kv WHERE k = %s", ("alice",)).one()
             assert row.n == 42
             assert np.array_equal(np.frombuffer(row.v, dtype=np.float32), vec)
-            version = (
-                session.execute("SELECT release_version FROM system.local").one().release_version
-            )
+            version = session.execute("SELECT release_version FROM system.local").one().release_version
             assert version.startswith("5.0"), version
         finally:
             session.execute(f"DROP KEYSPACE {ks}")
@@ -106,9 +101,7 @@ def test_triton_grpc_inference_on_echo_model(stack: Settings) -> None:
 
 
 def test_stack_status_reports_all_healthy(stack: Settings) -> None:
-    proc = subprocess.run(
-        [RECSTREAM, "stack", "status"], capture_output=True, text=True, timeout=120
-    )
+    proc = subprocess.run([RECSTREAM, "stack", "status"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for name in ("kafka", "cassandra", "triton"):
         line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(name))

@@ -49,9 +49,7 @@ def test_cassandra_jvm_options_carry_jpms_flags() -> None:
 def test_cassandra_yaml_binds_loopback_and_fills_every_placeholder(tmp_path: Path) -> None:
     import yaml
 
-    settings = load_settings(
-        {"RECSTREAM_STACK_DIR": str(tmp_path), "RECSTREAM_CASSANDRA_PORT": "19042"}
-    )
+    settings = load_settings({"RECSTREAM_STACK_DIR": str(tmp_path), "RECSTREAM_CASSANDRA_PORT": "19042"})
     conf = yaml.safe_load(CassandraService(settings).render_config())
     assert conf["listen_address"] == "127.0.0.1" and conf["rpc_address"] == "127.0.0.1"
     assert conf["native_transport_port"] == 19042
@@ -65,6 +63,5 @@ def test_cassandra_yaml_binds_loopback_and_fills_every_placeholder(tmp_path: Pat
         }
     )
     assert (
-        yaml.safe_load(CassandraService(secured).render_config())["authenticator"]
-        == "PasswordAuthenticator"
+        yaml.safe_load(CassandraService(secured).render_config())["authenticator"] == "PasswordAuthenticator"
     )
