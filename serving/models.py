@@ -32,19 +32,23 @@ def instance_kind(device: str) -> Kind:
     return "KIND_CPU"
 
 
+#: Extra per-model values decided when the repository is built (e.g. the fusion artefact's dims).
+Params = dict[str, str]
+
+
 @dataclass(frozen=True)
 class ServedModel:
-    """A model config factory (by instance kind) plus the folder holding its ``model.py``."""
+    """A model config factory (instance kind, build-time params) and its ``model.py`` folder."""
 
     name: str
-    config: Callable[[Kind], ModelConfig]
+    config: Callable[[Kind, Params], ModelConfig]
 
     @property
     def source(self) -> Path:
         return SOURCE_ROOT / self.name
 
 
-def _echo(kind: Kind) -> ModelConfig:
+def _echo(kind: Kind, params: Params) -> ModelConfig:
     return ModelConfig(
         name="echo",
         inputs=(TensorSpec("INPUT", DataType.FP32, (-1,)),),
@@ -58,7 +62,7 @@ def _echo(kind: Kind) -> ModelConfig:
     )
 
 
-def _text_encoder(kind: Kind) -> ModelConfig:
+def _text_encoder(kind: Kind, params: Params) -> ModelConfig:
     return ModelConfig(
         name="text_encoder",
         inputs=(TensorSpec("TEXT", DataType.BYTES, (1,)),),
@@ -71,7 +75,47 @@ def _text_encoder(kind: Kind) -> ModelConfig:
     )
 
 
+def _image_encoder(kind: Kind, params: Params) -> ModelConfig:
+    return ModelConfig(
+        name="image_encoder",
+        inputs=(TensorSpec("IMAGE", DataType.BYTES, (1,)),),
+        outputs=(TensorSpec("EMBEDDING", DataType.FP32, (-1,)),),
+        max_batch_size=32,
+        dynamic_batching=DynamicBatching(preferred_batch_sizes=(8, 16), max_queue_delay_us=2000),
+        instance_group=InstanceGroup(kind=kind, count=1),
+        parameters=(("threads", "1"), *sorted(params.items())),
+    )
+
+
+def _fusion(kind: Kind, params: Params) -> ModelConfig:
+    image_dim, feature_dim = int(params.get("image_dim", "256")), int(params.get("feature_dim", "7"))
+    out_dim = int(params.get("out_dim", "64"))
+    return ModelConfig(
+        name="fusion",
+        inputs=(
+            TensorSpec("TEXT_EMB", DataType.FP32, (int(params.get("text_dim", "384")),)),
+            TensorSpec("IMAGE_EMB", DataType.FP32, (image_dim,)),
+            TensorSpec("FEATURES", DataType.FP32, (feature_dim,)),
+            TensorSpec("ITEM_ID", DataType.BYTES, (1,)),
+            TensorSpec("MASK", DataType.FP32, (4,)),
+        ),
+        outputs=(TensorSpec("EMBEDDING", DataType.FP32, (out_dim,)),),
+        max_batch_size=256,
+        dynamic_batching=DynamicBatching(preferred_batch_sizes=(32, 64, 128), max_queue_delay_us=1000),
+        instance_group=InstanceGroup(kind=kind, count=1),
+        # Two versions may be live during a swap; the newest serves as soon as it is ready.
+        latest_versions=1,
+        parameters=(("threads", "1"), *sorted(params.items())),
+    )
+
+
 #: Every served model, by name.
 MODELS: dict[str, ServedModel] = {
-    m.name: m for m in (ServedModel("echo", _echo), ServedModel("text_encoder", _text_encoder))
+    m.name: m
+    for m in (
+        ServedModel("echo", _echo),
+        ServedModel("text_encoder", _text_encoder),
+        ServedModel("image_encoder", _image_encoder),
+        ServedModel("fusion", _fusion),
+    )
 }

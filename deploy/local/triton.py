@@ -28,7 +28,13 @@ class TritonService(Service):
         inst = find_triton()
         kind = instance_kind(self.settings.triton_device)
         repo = self.home / "model_repository"
-        build_repository(repo, kind)
+        image_params = {
+            "max_bytes": str(self.settings.max_image_bytes),
+            "max_pixels": str(self.settings.max_image_pixels),
+        }
+        if self.settings.image_model_path:
+            image_params["image_model_path"] = str(self.settings.image_model_path)
+        build_repository(repo, kind, model_dir=self.settings.model_dir, image_params=image_params)
         backends = prepare_backends(inst, self.home / "backends")
         s = self.settings
         argv = server_argv(

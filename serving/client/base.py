@@ -41,6 +41,34 @@ class FusionInputs:
             raise ValueError("FusionInputs.mask must have 4 columns (text, image, features, id)")
 
 
+@dataclass(frozen=True)
+class FusionInfo:
+    """What clients need to know about the served fusion model."""
+
+    version: str
+    text_dim: int
+    image_dim: int
+    feature_dim: int
+    out_dim: int
+    rating_power: float
+
+    def parameters(self) -> tuple[tuple[str, str], ...]:
+        """As Triton config parameters (strings)."""
+        return tuple((k, str(v)) for k, v in self.__dict__.items())
+
+    @classmethod
+    def from_parameters(cls, params: dict[str, str]) -> FusionInfo:
+        """Inverse of :meth:`parameters`."""
+        return cls(
+            version=params["version"],
+            text_dim=int(params["text_dim"]),
+            image_dim=int(params["image_dim"]),
+            feature_dim=int(params["feature_dim"]),
+            out_dim=int(params["out_dim"]),
+            rating_power=float(params.get("rating_power", "0")),
+        )
+
+
 class InferenceClient(ABC):
     """Async access to ``text_encoder``, ``image_encoder`` and ``fusion``.
 
@@ -60,8 +88,8 @@ class InferenceClient(ABC):
         """``[n, d]`` L2-normalised item embeddings in the space shared with users."""
 
     @abstractmethod
-    async def model_version(self) -> str:
-        """Version string of the fusion model answering now."""
+    async def model_info(self) -> FusionInfo:
+        """Version and dimensions of the fusion model answering now."""
 
     @abstractmethod
     async def close(self) -> None:

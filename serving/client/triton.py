@@ -18,7 +18,7 @@ import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from recstream import metrics
-from serving.client.base import FusionInputs, InferenceClient
+from serving.client.base import FusionInfo, FusionInputs, InferenceClient
 from serving.client.resilience import CircuitBreaker, RetryPolicy
 from serving.errors import CircuitOpenError, InferenceError, TransientInferenceError
 
@@ -154,10 +154,10 @@ class TritonClient(InferenceClient):
         )
         return out["EMBEDDING"]
 
-    async def model_version(self) -> str:
+    async def model_info(self) -> FusionInfo:
         cfg = await self._client.get_model_config("fusion", as_json=True)
         params = cfg.get("config", {}).get("parameters", {})
-        return str(params.get("model_version", {}).get("string_value", "unknown"))
+        return FusionInfo.from_parameters({k: v.get("string_value", "") for k, v in params.items()})
 
     async def load_model(self, name: str) -> None:
         """Ask the server to (re)load ``name`` from the repository (hot swap of versions)."""

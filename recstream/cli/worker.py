@@ -1,0 +1,73 @@
+"""``recstream worker``: run one stream-processing worker (Faust)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from recstream.settings import Settings, load_settings
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``worker`` command."""
+    p = sub.add_parser(
+        "worker",
+        help="run one stream worker (consumes events, publishes lists)",
+        description=(
+            "Consumes events.click/upload/review, updates user state in Cassandra through the "
+            "models served by Triton, and publishes recs.updated. Start several with the same "
+            "RECSTREAM_CONSUMER_GROUP (and distinct --web-port) to share the partitions. "
+            "Needs `recstream stack up` (or your own servers) and `recstream schema apply`."
+        ),
+    )
+    p.add_argument("--web-port", type=int, help="web server port (default RECSTREAM_WEB_PORT, 6066)")
+    p.set_defaults(func=run)
+
+
+async def build_runtime(settings: Settings, app: object) -> object:
+    """Connect Cassandra and Triton, load the catalogue, return the Runtime."""
+    from serving.client.resilience import RetryPolicy
+    from serving.client.triton import TritonClient
+    from streams.catalog import make_index
+    from streams.processor import Processor
+    from streams.runtime import Runtime
+    from streams.state.cassandra import CassandraStateStore
+    from streams.topics import catalog_topic
+
+    store = CassandraStateStore.open(settings)
+    client = TritonClient(
+        settings.triton_grpc_url,
+        timeout_s=settings.triton_timeout_s,
+        max_concurrency=settings.triton_max_concurrency,
+        retry=RetryPolicy(max_attempts=None),  # a worker waits for Triton rather than drop events
+    )
+    info = await client.model_info()
+    index = make_index(settings.ann_backend, info.out_dim)
+    processor = Processor(settings, client, store, index, info)
+    n = await processor.bootstrap()
+    logging.getLogger("recstream.worker").info("catalogue bootstrapped with %d items", n)
+    from recstream import metrics
+
+    metrics.MODEL_INFO.info({"model_version": info.version})
+    return Runtime(settings, processor, app.send_raw, catalog_topic(settings))  # type: ignore[attr-defined]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the worker and block until it stops."""
+    import faust
+
+    from streams.app import create_app
+    from streams.topics import ensure_topics
+
+    settings = load_settings(web_port=args.web_port)
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr)
+    ensure_topics(settings)
+
+    async def factory(app: object) -> object:
+        return await build_runtime(settings, app)
+
+    app = create_app(settings, factory)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+    worker.execute_from_commandline()
+    return 0

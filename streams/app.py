@@ -1,0 +1,122 @@
+"""The Faust application: thin agents over :class:`streams.runtime.Runtime`.
+
+One agent per input topic (click, upload, review), each taking batches with ``take_events`` so
+Triton and Cassandra see batches; Kafka keys are user ids, so a user's events on a topic stay
+in one partition and in order. Every worker also follows the compacted catalogue topic, so an
+item uploaded through any worker becomes retrievable on all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaConsumer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from recstream import metrics
+from recstream.settings import Settings
+from streams.kafka_config import aiokafka_config, faust_credentials
+from streams.runtime import Runtime, decode_catalog_item
+from streams.topics import catalog_topic
+
+log = logging.getLogger("recstream.worker")
+
+
+class RecstreamApp(faust.App):
+    """Faust app whose start-up connects the runtime before any agent consumes."""
+
+    runtime: Runtime | None = None
+    runtime_factory: Any = None
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        if self.runtime is None and self.runtime_factory is not None:
+            self.runtime = await self.runtime_factory(self)
+
+
+def create_app(settings: Settings, runtime_factory: Any) -> RecstreamApp:
+    """Build the app. ``runtime_factory(app)`` is awaited at start and returns the Runtime."""
+    app = RecstreamApp(
+        settings.consumer_group,
+        broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap_servers.split(",")],
+        broker_credentials=faust_credentials(settings),
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=settings.topic_partitions,
+        topic_allow_declare=False,
+        store="memory://",
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=max(4096, settings.batch_size * 4),
+        loghandlers=[],
+    )
+    app.runtime_factory = runtime_factory
+
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(name, key_serializer="raw", value_serializer="raw")
+
+    out_topics: dict[str, faust.TopicT] = {}
+
+    async def send(name: str, key: bytes | None, value: bytes) -> Any:
+        t = out_topics.get(name) or out_topics.setdefault(name, topic(name))
+        return await t.send(key=key, value=value)
+
+    app.send_raw = send  # type: ignore[attr-defined]
+
+    for event_type, name in settings.event_topics.items():
+
+        async def agent(stream: faust.StreamT, _type: str = event_type) -> None:
+            async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout_s):
+                assert app.runtime is not None
+                await app.runtime.handle(events)
+
+        app.agent(topic(name), name=f"recstream.{event_type}")(agent)
+
+    @app.task
+    async def follow_catalogue() -> None:
+        """Apply items uploaded through any worker to this worker's index."""
+        while app.runtime is None:  # noqa: ASYNC110 - a one-off wait at start-up
+            await asyncio.sleep(0.1)
+        consumer = AIOKafkaConsumer(
+            catalog_topic(settings),
+            group_id=None,  # every worker reads every partition
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            **aiokafka_config(settings),
+        )
+        await consumer.start()
+        try:
+            async for msg in consumer:
+                if msg.value is None:
+                    continue
+                item = decode_catalog_item(msg.value)
+                if app.runtime.processor.index.get(item.item_id) is None:
+                    app.runtime.processor.add_items([item])
+        finally:
+            await consumer.stop()
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        ready = app.runtime is not None
+        return web.json(
+            {"ready": ready, "catalog_items": len(app.runtime.processor.index) if ready else 0},
+            status=200 if ready else 503,
+        )
+
+    _ = metrics  # metrics are registered at import; the page exports them
+    return app

@@ -1,0 +1,268 @@
+"""Turns a batch of validated events into user-state updates and refreshed lists.
+
+One call of :meth:`Processor.process` handles a batch end to end: embed uploaded items
+(Triton: text, image, fusion), embed review texts, look up clicked items in the catalogue,
+apply every event to its user's state (idempotently), write the states, compute one top-K list
+per event (from the state right after that event) and return the lists for publishing. The
+caller publishes and only then acknowledges the batch; a failure anywhere raises before any
+acknowledgement, and the retry re-runs the batch: already applied events are recognised as
+duplicates and their lists are recomputed and published again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from recstream import metrics
+from recstream.settings import Settings
+from schemas.events import SCHEMA_VERSION, ClickEvent, Event, RecItem, RecsUpdated, ReviewEvent, UploadEvent
+from serving.client.base import FusionInfo, FusionInputs, InferenceClient
+from streams.catalog.base import ItemIndex
+from streams.items import fusion_inputs, upload_image_bytes, upload_text
+from streams.state.base import ItemRecord, SourcePos, StateStore, StoredList, UserState
+from streams.trending import Trending
+from streams.userstate import Contribution, apply_contributions
+
+#: How long a click on an item the catalogue does not know yet waits for its upload.
+UNKNOWN_ITEM_WAIT_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A validated event and where it was read (None offline)."""
+
+    event: Event
+    source: SourcePos | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one event: its list, and whether it was already applied before."""
+
+    event: Event
+    recs: RecsUpdated
+    duplicate: bool
+    embedded: bool
+
+
+class Processor:
+    """The worker's logic, independent of Faust (used by agents, evaluation and tests).
+
+    Args:
+        settings: Settings (K, decay, weights, bounds).
+        client: Model client (Triton in workers, in-process in the fast evaluation).
+        store: State store (Cassandra in workers, memory in the fast evaluation).
+        index: Item index for retrieval.
+        model: Served model dimensions and version.
+        clock: Wall clock in seconds (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: InferenceClient,
+        store: StateStore,
+        index: ItemIndex,
+        model: FusionInfo,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.store = store
+        self.index = index
+        self.model = model
+        self.trending = Trending()
+        self.clock = clock
+        self.titles: dict[str, str] = {}
+
+    async def bootstrap(self) -> int:
+        """Load the catalogue from the store into the index. Returns the item count."""
+        items = await self.store.load_items()
+        self.add_items(items)
+        return len(items)
+
+    def add_items(self, items: Sequence[ItemRecord]) -> None:
+        """Make items retrievable (also used for catalogue updates from other workers)."""
+        if not items:
+            return
+        self.index.upsert([i.item_id for i in items], np.stack([i.embedding for i in items]))
+        for it in items:
+            self.titles[it.item_id] = it.title
+        metrics.CATALOG_ITEMS.set(len(self.index))
+
+    async def embed_uploads(self, uploads: Sequence[UploadEvent]) -> list[ItemRecord]:
+        """Item embeddings of uploaded items through the text, image and fusion models."""
+        t0 = time.perf_counter()
+        text = await self.client.encode_text([upload_text(u) for u in uploads])
+        images = {i: b for i, u in enumerate(uploads) if (b := upload_image_bytes(u)) is not None}
+        image_emb: dict[int, np.ndarray] = {}
+        if images:
+            emb = await self.client.encode_images(list(images.values()))
+            image_emb = dict(zip(images, emb, strict=True))
+        inputs = fusion_inputs(
+            uploads, text, image_emb, image_dim=self.model.image_dim, feature_dim=self.model.feature_dim
+        )
+        fused = await self.client.fuse(inputs)
+        metrics.stage("embed_uploads").observe(time.perf_counter() - t0)
+        mods = ("text", "image", "features", "id")
+        return [
+            ItemRecord(
+                u.item_id,
+                fused[i].astype(np.float32),
+                frozenset(m for m, on in zip(mods, inputs.mask[i], strict=True) if on),
+                self.model.version,
+                u.title,
+                u.ts,
+            )
+            for i, u in enumerate(uploads)
+        ]
+
+    async def _review_embeddings(self, reviews: Sequence[ReviewEvent]) -> np.ndarray:
+        # Reviews reach the user state through the text path: text encoder, then fusion with
+        # only the text modality present, so they land in the shared item/user space.
+        text = await self.client.encode_text([r.text for r in reviews])
+        n = len(reviews)
+        mask = np.zeros((n, 4), dtype=np.float32)
+        mask[:, 0] = 1.0
+        return await self.client.fuse(
+            FusionInputs(
+                text=text,
+                image=np.zeros((n, self.model.image_dim), dtype=np.float32),
+                features=np.zeros((n, self.model.feature_dim), dtype=np.float32),
+                item_ids=tuple(f"review:{r.event_id}" for r in reviews),
+                mask=mask,
+            )
+        )
+
+    async def _click_vectors(self, clicks: Sequence[ClickEvent]) -> dict[str, np.ndarray]:
+        missing = {c.item_id for c in clicks if self.index.get(c.item_id) is None}
+        deadline = time.monotonic() + UNKNOWN_ITEM_WAIT_S
+        # An upload and the first clicks on it travel on different topics; give the upload a
+        # moment to land in the catalogue rather than apply the click without its item.
+        while missing and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            missing = {m for m in missing if self.index.get(m) is None}
+        out: dict[str, np.ndarray] = {}
+        for c in clicks:
+            vec = self.index.get(c.item_id)
+            if vec is not None:
+                out[c.item_id] = vec
+        return out
+
+    def _weight(self, event: Event) -> float:
+        s = self.settings
+        if isinstance(event, ClickEvent):
+            w = event.weight or 1.0
+            if self.model.rating_power and event.weight:
+                # MovieLens replays carry stars as the click weight (0.5-5).
+                return s.weight_click * (min(w, 5.0) / 5.0) ** self.model.rating_power
+            return s.weight_click * (w if not self.model.rating_power else 1.0)
+        if isinstance(event, ReviewEvent):
+            return s.weight_review * ((event.rating / 5.0) if event.rating else 1.0)
+        return s.weight_upload
+
+    async def process(self, batch: Sequence[Incoming]) -> list[Outcome]:
+        """Apply a batch and compute one list per event (see the module docstring)."""
+        if not batch:
+            return []
+        uploads = [x.event for x in batch if isinstance(x.event, UploadEvent)]
+        reviews = [x.event for x in batch if isinstance(x.event, ReviewEvent)]
+        clicks = [x.event for x in batch if isinstance(x.event, ClickEvent)]
+        items: list[ItemRecord] = []
+        if uploads:
+            items = await self.embed_uploads(uploads)
+            t0 = time.perf_counter()
+            await self.store.put_items(items)
+            metrics.stage("cassandra_items").observe(time.perf_counter() - t0)
+            self.add_items(items)
+        item_vec = {it.item_id: it.embedding for it in items}
+        review_vec: dict[str, np.ndarray] = {}
+        if reviews:
+            emb = await self._review_embeddings(reviews)
+            review_vec = {r.event_id: emb[i] for i, r in enumerate(reviews)}
+        click_vec = await self._click_vectors(clicks) if clicks else {}
+
+        per_user: dict[str, list[Contribution]] = defaultdict(list)
+        for x in batch:
+            ev = x.event
+            if isinstance(ev, UploadEvent):
+                vec = item_vec.get(ev.item_id)
+            elif isinstance(ev, ReviewEvent):
+                vec = review_vec.get(ev.event_id)
+            else:
+                vec = click_vec.get(ev.item_id)
+            per_user[ev.user_id].append(
+                Contribution(ev.event_id, ev.user_id, ev.item_id, ev.ts, vec, self._weight(ev), x.source)
+            )
+
+        t0 = time.perf_counter()
+        click_ids = {c.event_id for c in clicks}
+        states = await self.store.get_users(list(per_user))
+        metrics.stage("cassandra_read").observe(time.perf_counter() - t0)
+        finals: list[UserState] = []
+        steps_by_event: dict[str, tuple[UserState, bool, bool]] = {}
+        for user, contribs in per_user.items():
+            final, steps = apply_contributions(
+                states.get(user),
+                user,
+                contribs,
+                tau_s=self.settings.decay_tau_s,
+                seen_max=self.settings.seen_items_max,
+                model_version=self.model.version,
+            )
+            finals.append(final)
+            for c, st, dup in steps:
+                steps_by_event[c.event_id] = (st, dup, c.embedding is not None)
+                if not dup and c.event_id in click_ids:
+                    self.trending.add(c.item_id, c.ts)
+        t0 = time.perf_counter()
+        await self.store.put_users(finals)
+        metrics.stage("cassandra_write").observe(time.perf_counter() - t0)
+
+        outcomes = self._lists(batch, steps_by_event)
+        t0 = time.perf_counter()
+        last: dict[str, Outcome] = {o.event.user_id: o for o in outcomes}
+        await self.store.put_lists(
+            [
+                StoredList(u, o.recs.to_json_bytes().decode(), o.recs.trigger_event_id, o.recs.generated_at)
+                for u, o in last.items()
+            ]
+        )
+        metrics.stage("cassandra_lists").observe(time.perf_counter() - t0)
+        return outcomes
+
+    def _lists(
+        self, batch: Sequence[Incoming], steps: dict[str, tuple[UserState, bool, bool]]
+    ) -> list[Outcome]:
+        t0 = time.perf_counter()
+        k = self.settings.k
+        now_ms = int(self.clock() * 1000)
+        warm = [x for x in batch if steps[x.event.event_id][0].embedding is not None]
+        cold = [x for x in batch if steps[x.event.event_id][0].embedding is None]
+        ranked: dict[str, list[tuple[str, float]]] = {}
+        if warm:
+            queries = np.stack([steps[x.event.event_id][0].embedding for x in warm])  # type: ignore[misc]
+            hits = self.index.search(queries, k, [set(steps[x.event.event_id][0].seen) for x in warm])
+            ranked = {x.event.event_id: h for x, h in zip(warm, hits, strict=True)}
+        for x in cold:
+            ranked[x.event.event_id] = self.trending.top(k, set(steps[x.event.event_id][0].seen))
+        metrics.stage("retrieval").observe(time.perf_counter() - t0)
+        out = []
+        for x in batch:
+            _, dup, embedded = steps[x.event.event_id]
+            recs = RecsUpdated(
+                user_id=x.event.user_id,
+                items=tuple(RecItem(item_id=i, score=round(s, 6)) for i, s in ranked[x.event.event_id]),
+                trigger_event_id=x.event.event_id,
+                model_version=self.model.version,
+                generated_at=now_ms,
+                schema_version=SCHEMA_VERSION,
+            )
+            out.append(Outcome(x.event, recs, dup, embedded))
+        return out

@@ -1,0 +1,160 @@
+"""Processor logic with the in-memory store and a deterministic fake model client.
+
+These are unit tests of the batch logic (state, idempotency, one list per event, exclusions);
+the same code runs against real Triton, Cassandra and Kafka in tests/streams/test_worker_e2e.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from recstream.settings import load_settings
+from schemas.events import ClickEvent, ReviewEvent, UploadEvent
+from serving.client.base import FusionInfo, FusionInputs, InferenceClient
+from streams.catalog.exact import ExactIndex
+from streams.processor import Incoming, Processor
+from streams.state.base import SourcePos
+from streams.state.memory import MemoryStateStore
+
+D = 16
+
+
+def _vec(text: str, dim: int) -> np.ndarray:
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+    v = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+class FakeClient(InferenceClient):
+    """Hash-seeded vectors: deterministic, no model."""
+
+    def __init__(self) -> None:
+        self.fuse_calls = 0
+
+    async def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([_vec(t, 384) for t in texts])
+
+    async def encode_images(self, images: Sequence[bytes]) -> np.ndarray:
+        return np.stack([_vec(b.hex(), 256) for b in images])
+
+    async def fuse(self, inputs: FusionInputs) -> np.ndarray:
+        self.fuse_calls += 1
+        return np.stack([_vec(row.tobytes().hex(), D) for row in inputs.text])
+
+    async def model_info(self) -> FusionInfo:
+        return FusionInfo("fake-1", 384, 256, 7, D, 0.0)
+
+    async def close(self) -> None:
+        return None
+
+
+def _upload(i: int) -> UploadEvent:
+    return UploadEvent(
+        type="upload",
+        event_id=f"up{i}",
+        user_id="studio",
+        item_id=f"item{i}",
+        ts=1_600_000_000_000 + i,
+        schema_version=1,
+        title=f"Movie {i}",
+        tags=("Drama",),
+    )
+
+
+def _click(n: int, user: str, item: int, ts: int) -> ClickEvent:
+    return ClickEvent(
+        type="click",
+        event_id=f"c{n}",
+        user_id=user,
+        item_id=f"item{item}",
+        ts=ts,
+        schema_version=1,
+        weight=4.0,
+    )
+
+
+def _proc() -> tuple[Processor, MemoryStateStore]:
+    store = MemoryStateStore()
+    settings = load_settings({"RECSTREAM_K": "5"})
+    return Processor(
+        settings,
+        FakeClient(),
+        store,
+        ExactIndex(D),
+        FusionInfo("fake-1", 384, 256, 7, D, 0.0),
+        clock=lambda: 1.7e9,
+    ), store
+
+
+async def test_uploads_enter_the_catalogue_and_clicks_get_lists_without_seen_items() -> None:
+    proc, store = _proc()
+    await proc.process([Incoming(_upload(i), SourcePos("events.upload", 0, i)) for i in range(30)])
+    assert len(proc.index) == 30 and len(store.items) == 30
+    t0 = 1_600_000_100_000
+    batch = [Incoming(_click(n, "alice", n, t0 + n), SourcePos("events.click", 0, n)) for n in range(4)]
+    outcomes = await proc.process(batch)
+    assert [o.recs.trigger_event_id for o in outcomes] == ["c0", "c1", "c2", "c3"]
+    for n, o in enumerate(outcomes):
+        ids = [it.item_id for it in o.recs.items]
+        assert len(ids) == 5 and not ({f"item{j}" for j in range(n + 1)} & set(ids))
+        assert o.embedded and not o.duplicate
+    st = store.users["alice"]
+    assert st.event_count == 4 and st.seen == ("item0", "item1", "item2", "item3")
+    assert store.lists["alice"].trigger_event_id == "c3"
+
+
+async def test_redelivered_batch_changes_nothing_but_still_gets_lists() -> None:
+    proc, store = _proc()
+    await proc.process([Incoming(_upload(i)) for i in range(10)])
+    batch = [
+        Incoming(_click(n, "bob", n % 3, 1_600_000_200_000 + n), SourcePos("events.click", 1, n))
+        for n in range(6)
+    ]
+    first = await proc.process(batch)
+    before = store.users["bob"]
+    again = await proc.process(batch)
+    after = store.users["bob"]
+    assert np.array_equal(before.acc, after.acc)
+    assert all(o.duplicate for o in again) and not any(o.duplicate for o in first)
+    assert [o.recs.items for o in again][-1] == [o.recs.items for o in first][-1]
+
+
+async def test_new_user_gets_trending_items_and_review_moves_state() -> None:
+    proc, store = _proc()
+    await proc.process([Incoming(_upload(i)) for i in range(10)])
+    await proc.process([Incoming(_click(n, f"u{n}", 7, 1_600_000_300_000 + n)) for n in range(3)])
+    # A review is the first event of carol: state comes from the text path.
+    review = ReviewEvent(
+        type="review",
+        event_id="r1",
+        user_id="carol",
+        item_id="item2",
+        ts=1_600_000_400_000,
+        schema_version=1,
+        text="great photography",
+        rating=5,
+    )
+    (o,) = await proc.process([Incoming(review)])
+    assert store.users["carol"].embedding is not None and o.embedded
+    # A click on an unknown item: counted, no embedding, cold-start list led by trending item7.
+    proc_unknown = _click(99, "dave", 12345, 1_600_000_500_000)
+    import streams.processor as mod
+
+    mod.UNKNOWN_ITEM_WAIT_S = 0.05
+    (o2,) = await proc.process([Incoming(proc_unknown)])
+    assert not o2.embedded and store.users["dave"].event_count == 1
+    assert o2.recs.items[0].item_id == "item7"
+
+
+@pytest.mark.parametrize("k", [1, 3])
+async def test_lists_have_length_k_and_descending_scores(k: int) -> None:
+    proc, _ = _proc()
+    proc.settings = load_settings({"RECSTREAM_K": str(k)})
+    await proc.process([Incoming(_upload(i)) for i in range(10)])
+    (o,) = await proc.process([Incoming(_click(1, "erin", 1, 1_600_000_600_000))])
+    scores = [it.score for it in o.recs.items]
+    assert len(scores) == k and scores == sorted(scores, reverse=True)
