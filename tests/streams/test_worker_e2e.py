@@ -1,0 +1,321 @@
+"""End to end with real Kafka, Triton and Cassandra and real `recstream worker` processes.
+
+An external kafka-python producer sends uploads, clicks, reviews and malformed messages; an
+external consumer reads every list and every dead letter; cassandra-driver reads the user states,
+which must equal a pure-function recomputation from the stored item embeddings.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from schemas.deadletter import DeadLetter
+from schemas.events import RecsUpdated
+from streams.userstate import Contribution, apply_contributions
+from tests.streams.conftest import Env
+
+pytestmark = pytest.mark.integration
+T0 = 1_700_000_000_000
+
+
+def _png() -> str:
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 24), (200, 30, 30)).save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _events() -> tuple[list[tuple[str, str, dict[str, Any]]], set[str]]:
+    """(topic kind, key, event) in production order, and the ids of the good events."""
+    out: list[tuple[str, str, dict[str, Any]]] = []
+    for i in range(24):
+        ev: dict[str, Any] = {
+            "type": "upload",
+            "event_id": f"up-{i}",
+            "user_id": "studio",
+            "item_id": f"m{i}",
+            "ts": T0 + i,
+            "schema_version": 1,
+            "title": f"Film number {i}",
+            "tags": ["Drama" if i % 2 else "Comedy"],
+        }
+        if i % 3 == 0:
+            ev["features"] = {"visual": [0.1 * (i % 7)] * 7}
+        if i == 5:
+            ev["image"] = {"b64": _png()}
+        out.append(("upload", "studio", ev))
+    for n in range(36):
+        user = f"user{n % 3}"
+        out.append(
+            (
+                "click",
+                user,
+                {
+                    "type": "click",
+                    "event_id": f"c-{n}",
+                    "user_id": user,
+                    "item_id": f"m{(n * 7) % 24}",
+                    "ts": T0 + 60_000 * (n + 1),
+                    "schema_version": 1,
+                    "weight": 1 + n % 4,
+                },
+            )
+        )
+    out.append(
+        (
+            "review",
+            "rita",
+            {
+                "type": "review",
+                "event_id": "r-1",
+                "user_id": "rita",
+                "item_id": "m3",
+                "ts": T0 + 5_000_000,
+                "schema_version": 1,
+                "text": "a gentle, funny family drama",
+                "rating": 4,
+            },
+        )
+    )
+    return out, {e["event_id"] for _, _, e in out}
+
+
+BAD: list[tuple[str, bytes | None, bytes, str]] = [
+    ("click", b"u", b"{not json", "invalid_json"),
+    (
+        "click",
+        b"u",
+        b'{"type": "click", "user_id": "u", "item_id": "m1", "ts": 1700000000000, "schema_version": 1}',
+        "missing_field",
+    ),
+    (
+        "upload",
+        b"u",
+        json.dumps(
+            {
+                "type": "click",
+                "event_id": "x1",
+                "user_id": "u",
+                "item_id": "m1",
+                "ts": 1700000000000,
+                "schema_version": 1,
+            }
+        ).encode(),
+        "wrong_topic",
+    ),
+    (
+        "click",
+        b"u",
+        json.dumps(
+            {
+                "type": "click",
+                "event_id": "x2",
+                "user_id": "u",
+                "item_id": "m1",
+                "ts": 1700000000000,
+                "schema_version": 9,
+            }
+        ).encode(),
+        "unsupported_version",
+    ),
+    ("review", b"u", b"\xff\xfe\x00garbage", "invalid_utf8"),
+    (
+        "click",
+        b"someone-else",
+        json.dumps(
+            {
+                "type": "click",
+                "event_id": "x3",
+                "user_id": "u",
+                "item_id": "m1",
+                "ts": 1700000000000,
+                "schema_version": 1,
+            }
+        ).encode(),
+        "key_mismatch",
+    ),
+]
+
+
+def _produce(env: Env, events: list[tuple[str, str, dict[str, Any]]], bad: bool = True) -> None:
+    from kafka import KafkaProducer
+
+    s = env.settings
+    producer = KafkaProducer(bootstrap_servers=s.kafka_bootstrap_servers, acks="all")
+    try:
+        for kind, key, ev in events:
+            producer.send(s.event_topics[kind], key=key.encode(), value=json.dumps(ev).encode())
+        if bad:
+            for kind, key, raw, _ in BAD:
+                producer.send(s.event_topics[kind], key=key, value=raw)
+        producer.flush(30)
+    finally:
+        producer.close()
+
+
+def _consume(
+    topic: str, bootstrap: str, want: Callable[[list[bytes]], bool], timeout_s: float = 120
+) -> list[bytes]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    got: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not want(got):
+            for recs in consumer.poll(timeout_ms=500).values():
+                got.extend(r.value for r in recs)
+    finally:
+        consumer.close()
+    return got
+
+
+def _states(env: Env) -> dict[str, Any]:
+    from cassandra.cluster import Cluster
+
+    s = env.settings
+    cluster = Cluster(s.cassandra_hosts, port=s.cassandra_port)
+    try:
+        session = cluster.connect(s.cassandra_keyspace)
+        users = {r.user_id: r for r in session.execute("SELECT * FROM user_state")}
+        items = {
+            r.item_id: np.frombuffer(r.embedding, dtype=np.float32)
+            for r in session.execute("SELECT * FROM items")
+        }
+        return {"users": users, "items": items}
+    finally:
+        cluster.shutdown()
+
+
+def _wait_lists(env: Env, ids: set[str]) -> list[RecsUpdated]:
+    raw = _consume(
+        env.settings.topic_recs,
+        env.settings.kafka_bootstrap_servers,
+        lambda got: {json.loads(v)["trigger_event_id"] for v in got} >= ids,
+    )
+    return [RecsUpdated.from_json_bytes(v) for v in raw]
+
+
+def test_pipeline_lists_dead_letters_and_state(deployment_factory: Callable[[], Env], tmp_path: Path) -> None:
+    env = deployment_factory()
+    proc, _ = env.start_worker(tmp_path)
+    events, good_ids = _events()
+    _produce(env, events)
+    lists = _wait_lists(env, good_ids)
+    by_trigger = {r.trigger_event_id: r for r in lists}
+    assert set(by_trigger) >= good_ids, f"missing lists for {good_ids - set(by_trigger)}"
+    assert set(by_trigger) == good_ids  # nothing for the malformed messages
+
+    # Every list: valid, length K, names its trigger, excludes what the user had already clicked.
+    clicked: dict[str, list[str]] = defaultdict(list)
+    for kind, user, ev in events:
+        if kind != "click":
+            continue
+        clicked[user].append(ev["item_id"])
+        rec = by_trigger[ev["event_id"]]
+        listed = [it.item_id for it in rec.items]
+        assert rec.user_id == user and len(listed) == 10
+        assert not set(listed) & set(clicked[user]), (ev["event_id"], listed, clicked[user])
+
+    # Dead letters: every malformed message, with its bytes and the expected reason.
+    dlq = _consume(
+        env.settings.topic_dlq, env.settings.kafka_bootstrap_servers, lambda got: len(got) >= len(BAD)
+    )
+    letters = [DeadLetter.from_json_bytes(v) for v in dlq]
+    assert sorted((d.raw_value(), d.rejection.reason) for d in letters) == sorted(
+        (raw, why) for _, _, raw, why in BAD
+    )
+    assert proc.poll() is None, "the worker must survive malformed input"
+
+    # State in Cassandra equals the pure recomputation from the stored item embeddings.
+    st = _states(env)
+    assert len(st["items"]) == 24 and st["users"]["rita"].event_count == 1
+    for user in ("user0", "user1", "user2"):
+        contribs = [
+            Contribution(
+                ev["event_id"],
+                user,
+                ev["item_id"],
+                ev["ts"],
+                st["items"][ev["item_id"]],
+                env.settings.weight_click * ev["weight"],
+            )
+            for kind, u, ev in events
+            if kind == "click" and u == user
+        ]
+        expected, _ = apply_contributions(
+            None, user, contribs, tau_s=env.settings.decay_tau_s, seen_max=env.settings.seen_items_max
+        )
+        row = st["users"][user]
+        np.testing.assert_allclose(
+            np.frombuffer(row.acc, dtype=np.float64), expected.acc, rtol=1e-9, atol=1e-12
+        )
+        assert row.event_count == 12 and row.ref_ts == expected.ref_ts
+
+
+def test_redelivery_and_replay_leave_state_bit_identical(
+    deployment_factory: Callable[[], Env], tmp_path: Path
+) -> None:
+    env = deployment_factory()
+    proc, _ = env.start_worker(tmp_path)
+    events, good_ids = _events()
+    _produce(env, events, bad=False)
+    _wait_lists(env, good_ids)
+    time.sleep(2)  # let the last offsets commit
+    before = {u: (r.acc, r.event_count, r.seen) for u, r in _states(env)["users"].items()}
+    env.stop(proc)
+
+    # Redelivery: a new consumer group starts from the earliest offsets (same as an offset reset).
+    env.env["RECSTREAM_CONSUMER_GROUP"] += "-again"
+    proc2, _ = env.start_worker(tmp_path)
+    # Replay: the same events produced again (same ids, new offsets).
+    _produce(env, events, bad=False)
+    raw = _consume(
+        env.settings.topic_recs,
+        env.settings.kafka_bootstrap_servers,
+        lambda got: len(got) >= 3 * len(good_ids),
+    )
+    assert len(raw) >= 3 * len(good_ids)
+    time.sleep(1)
+    after = {u: (r.acc, r.event_count, r.seen) for u, r in _states(env)["users"].items()}
+    assert after == before
+    assert proc2.poll() is None
+
+
+def test_two_workers_reach_the_same_state_as_one(
+    deployment_factory: Callable[[], Env], tmp_path: Path
+) -> None:
+    events, good_ids = _events()
+    results = []
+    for n_workers in (1, 2):
+        env = deployment_factory()
+        for _ in range(n_workers):
+            env.start_worker(tmp_path)
+        _produce(env, events, bad=False)
+        _wait_lists(env, good_ids)
+        time.sleep(1)
+        results.append(_states(env))
+    one, two = results
+    assert set(one["users"]) == set(two["users"])
+    for user, row in one["users"].items():
+        other = two["users"][user]
+        assert row.event_count == other.event_count and set(row.seen) == set(other.seen)
+        np.testing.assert_allclose(
+            np.frombuffer(row.acc, dtype=np.float64), np.frombuffer(other.acc, dtype=np.float64), atol=1e-6
+        )
