@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 RECSTREAM := .venv/bin/recstream
 PYTEST_ARGS ?=
-DATASET ?= ../shared/data/movielens-small
+DATASET ?= deploy/local/sample/movielens
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-unit lint format demo bench stack-up stack-down stack-status clean
