@@ -71,7 +71,9 @@ def _text_encoder(kind: Kind, params: Params) -> ModelConfig:
         dynamic_batching=DynamicBatching(preferred_batch_sizes=(16, 32, 64), max_queue_delay_us=2000),
         instance_group=InstanceGroup(kind=kind, count=1),
         latest_versions=1,
-        parameters=(("threads", "2"), ("batch_size", "64")),
+        # One intra-op thread per instance: on a small shared host OpenMP threads spin-wait
+        # against the JVMs and batch-1 latency gets ~10x worse; scale with instances instead.
+        parameters=(("threads", "1"), ("batch_size", "64")),
     )
 
 

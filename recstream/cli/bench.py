@@ -1,0 +1,84 @@
+"""``recstream bench``: print benchmark figures, write JSON, a PNG and docs/BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from recstream.settings import REPO_ROOT, load_settings
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``bench`` command."""
+    p = sub.add_parser("bench", help="benchmarks against the local stack (figures printed, never asserted)")
+    p.add_argument("--seconds", type=float, default=8.0, help="duration of each measured loop")
+    p.add_argument("--repeats", type=int, default=3, help="repeats per figure (medians reported)")
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "reports" / "bench.json", help="JSON report")
+    p.add_argument("--doc", type=Path, default=REPO_ROOT / "docs" / "BENCHMARKS.md", help="Markdown report")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Bring the stack up if needed, measure, report."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from deploy.local.stack import Stack
+    from streams.bench import bench_cassandra, bench_triton, machine
+
+    settings = load_settings()
+    started = Stack(settings).up(lambda m: print(f"[stack] {m}"))
+    try:
+        triton = asyncio.run(bench_triton(settings, args.seconds, args.repeats))
+        cass = asyncio.run(bench_cassandra(settings, args.seconds, args.repeats))
+    finally:
+        if started:
+            Stack(settings, started).down()
+    rows = [*triton.values(), cass]
+    ratio = triton["text_dynamic_c16"].ops_per_s / triton["text_batch1"].ops_per_s
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    report = {
+        "date": when,
+        "machine": machine(),
+        "device": "CPU (no GPU visible)",
+        "seconds": args.seconds,
+        "repeats": args.repeats,
+        "results": {k: asdict(v) for k, v in {**triton, "cassandra_upserts": cass}.items()},
+        "text_dynamic_batching_ratio": ratio,
+    }
+    header = "| benchmark | ops/s | p50 ms | p99 ms | ops measured |\n|---|---:|---:|---:|---:|"
+    table = "\n".join(
+        [header]
+        + [f"| {r.name} | {r.ops_per_s:,.1f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.n:,} |" for r in rows]
+    )
+    print(table)
+    print(f"\ntext encoder: dynamic batching at concurrency 16 / batch 1 = {ratio:.2f}x")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    png = args.doc.parent / "bench.png"
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.barh([r.name for r in rows], [r.ops_per_s for r in rows], color="#4a7ab5")
+    ax.set_xscale("log")
+    ax.set_xlabel("operations per second (log scale, medians)")
+    ax.set_title(f"recstream bench, {when}")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    args.doc.write_text(
+        "# Benchmarks\n\n"
+        "Produced by `make bench` (`recstream bench`); figures are medians over repeated runs on a\n"
+        "shared machine, so compare ratios measured in one run rather than absolute numbers.\n\n"
+        f"- Date: {when}\n- Machine: {report['machine']}\n- Device: {report['device']}\n"
+        f"- Each loop: {args.seconds:.0f} s, {args.repeats} repeats\n\n"
+        f"{table}\n\n"
+        f"Text encoder, dynamic batching at concurrency 16 vs batch 1: **{ratio:.2f}x** (target >= 3x).\n\n"
+        "![bench](bench.png)\n\n"
+        "GPU figures: none recorded yet (no GPU machine was lent to the session that ran this).\n"
+    )
+    print(f"wrote {args.out}, {args.doc}, {png}")
+    return 0
