@@ -39,14 +39,14 @@ def read_info(folder: Path) -> FusionInfo:
     )
 
 
-def write_untrained(folder: Path, seed: int = 0) -> Path:
+def write_untrained(folder: Path, seed: int = 0, version: str = UNTRAINED_VERSION) -> Path:
     """Write a seeded, untrained artefact (see the module docstring)."""
     torch.manual_seed(seed)
     model = FusionModel(FusionConfig())
     save_fusion(
         model.eval(),
         folder,
-        {"model_version": UNTRAINED_VERSION, "item_index": {}, "feature_stats": None, "untrained": True},
+        {"model_version": version, "item_index": {}, "feature_stats": None, "untrained": True},
     )
     return folder
 

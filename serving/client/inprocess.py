@@ -1,0 +1,58 @@
+"""The same models in this process: the fast evaluation mode and unit tests.
+
+Runs exactly the code the Triton models run (``encoders.text``, ``encoders.image``,
+:class:`serving.pipelines.FusionPipeline`), so its outputs match the served ones; it is never a
+stand-in for Triton in an integration test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from serving.client.base import FusionInfo, FusionInputs, InferenceClient
+
+
+class InProcessClient(InferenceClient):
+    """:class:`InferenceClient` over in-process models.
+
+    Args:
+        fusion_artefact: Artefact folder of the fusion model (``model.pt`` + ``meta.json``).
+        image_model_path: Optional TorchScript/ONNX image model (default: the descriptor).
+        offload: Run model calls in a thread, so an event loop stays responsive.
+    """
+
+    def __init__(
+        self, fusion_artefact: Path, image_model_path: Path | None = None, *, offload: bool = False
+    ) -> None:
+        from encoders.image import build_image_encoder
+        from encoders.text import TextEncoder
+        from serving.pipelines import FusionPipeline
+
+        self.text = TextEncoder()
+        self.image = build_image_encoder(image_model_path)
+        self.fusion = FusionPipeline(fusion_artefact)
+        self.offload = offload
+
+    async def _call(self, fn, *args):  # type: ignore[no-untyped-def]
+        return await asyncio.to_thread(fn, *args) if self.offload else fn(*args)
+
+    async def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        return await self._call(self.text.encode, list(texts))  # type: ignore[no-any-return]
+
+    async def encode_images(self, images: Sequence[bytes]) -> np.ndarray:
+        return await self._call(self.image.encode, list(images))  # type: ignore[no-any-return]
+
+    async def fuse(self, inputs: FusionInputs) -> np.ndarray:
+        return await self._call(  # type: ignore[no-any-return]
+            self.fusion.embed, inputs.text, inputs.image, inputs.features, inputs.item_ids, inputs.mask
+        )
+
+    async def model_info(self) -> FusionInfo:
+        return self.fusion.info
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,167 @@
+"""Served models on the real Triton: semantics, parity with in-process code, hot swap."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from recstream.settings import Settings
+from serving.client.base import FusionInputs
+from serving.client.triton import TritonClient
+from serving.errors import InferenceError
+
+pytestmark = pytest.mark.integration
+
+
+def _repo(settings: Settings) -> Path:
+    return settings.stack_dir / "triton" / "model_repository"
+
+
+def _scene(seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    img = Image.new("RGB", (160, 120), tuple(int(c) for c in rng.integers(0, 255, 3)))
+    draw = ImageDraw.Draw(img)
+    for _ in range(12):
+        x, y = (int(v) for v in rng.integers(0, 140, 2))
+        draw.rectangle([x, y, x + 30, y + 20], fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+    return img
+
+
+def _bytes(img: Image.Image, fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.fixture()
+async def client(stack: Settings):
+    async with TritonClient(stack.triton_grpc_url) as c:
+        yield c
+
+
+async def test_paraphrases_are_closer_than_unrelated_sentences(client: TritonClient) -> None:
+    emb = await client.encode_text(
+        [
+            "A man is playing a guitar.",
+            "Someone is strumming an acoustic guitar.",
+            "Stock markets fell sharply.",
+        ]
+    )
+    assert emb.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert emb[0] @ emb[1] > emb[0] @ emb[2] + 0.3
+
+
+async def test_served_text_and_fusion_equal_in_process_outputs(client: TritonClient, stack: Settings) -> None:
+    from encoders.text import TextEncoder
+    from serving.pipelines import FusionPipeline
+
+    texts = ["Toy Story (1995). Genres: Animation, Comedy", "héllo wörld ✓", ""]
+    served = await client.encode_text(texts)
+    local = TextEncoder().encode(texts)
+    np.testing.assert_allclose(served, local, atol=1e-4)
+
+    fusion_dir = max(
+        (p for p in (_repo(stack) / "fusion").iterdir() if p.name.isdigit()), key=lambda p: int(p.name)
+    )
+    pipe = FusionPipeline(fusion_dir / "artefact")
+    info = await client.model_info()
+    assert info.version == pipe.info.version
+    rng = np.random.default_rng(0)
+    n = 6
+    inputs = FusionInputs(
+        local[[0, 1, 2, 0, 1, 2]],
+        rng.normal(size=(n, info.image_dim)).astype(np.float32),
+        rng.normal(size=(n, info.feature_dim)).astype(np.float32),
+        ("1", "2", "3", "nope", "50", "7"),
+        np.array(
+            [[1, 0, 0, 1], [1, 1, 0, 0], [0, 0, 1, 1], [1, 1, 1, 1], [0, 1, 0, 0], [1, 0, 1, 0]], np.float32
+        ),
+    )
+    np.testing.assert_allclose(
+        await client.fuse(inputs),
+        pipe.embed(inputs.text, inputs.image, inputs.features, inputs.item_ids, inputs.mask),
+        atol=1e-4,
+    )
+
+
+async def test_near_duplicate_image_is_closer_than_an_unrelated_one(client: TritonClient) -> None:
+    base = _scene(1)
+    near = base.resize((150, 112))
+    emb = await client.encode_images(
+        [_bytes(base, "PNG"), _bytes(near, "JPEG", quality=70), _bytes(_scene(2), "WEBP")]
+    )
+    assert emb[0] @ emb[1] > emb[0] @ emb[2]
+    with pytest.raises(InferenceError, match="invalid image"):
+        await client.encode_images([b"GIF89a not really"])
+
+
+async def test_fusion_accepts_every_subset_of_modalities(client: TritonClient) -> None:
+    info = await client.model_info()
+    rng = np.random.default_rng(1)
+    subsets = [s for r in range(1, 5) for s in combinations(range(4), r)]
+    mask = np.zeros((len(subsets), 4), np.float32)
+    for i, s in enumerate(subsets):
+        mask[i, list(s)] = 1
+    n = len(subsets)
+    out = await client.fuse(
+        FusionInputs(
+            rng.normal(size=(n, 384)).astype(np.float32),
+            rng.normal(size=(n, info.image_dim)).astype(np.float32),
+            rng.normal(size=(n, info.feature_dim)).astype(np.float32),
+            tuple("1" for _ in range(n)),
+            mask,
+        )
+    )
+    assert out.shape == (n, info.out_dim) and np.isfinite(out).all()
+    norms = np.linalg.norm(out, axis=1)
+    # A subset whose only modality is an id the model never learned has nothing to embed.
+    has_content = mask[:, :3].any(axis=1) | (info.version != "fusion-v0-untrained")
+    np.testing.assert_allclose(norms[has_content], 1.0, atol=1e-5)
+
+
+async def test_hot_swap_to_a_new_fusion_version_loses_no_request(stack: Settings, tmp_path: Path) -> None:
+    from serving.models import instance_kind
+    from serving.pipelines import write_untrained
+    from serving.repository import add_fusion_version
+
+    new = write_untrained(tmp_path / "swap", seed=7, version=f"fusion-swap-{tmp_path.name[-6:]}")
+    async with TritonClient(stack.triton_grpc_url, timeout_s=30) as c:
+        info = await c.model_info()
+        text = np.full((4, 384), 1 / np.sqrt(384), np.float32)
+        inputs = FusionInputs(
+            text,
+            np.zeros((4, info.image_dim), np.float32),
+            np.zeros((4, info.feature_dim), np.float32),
+            ("1", "2", "3", "4"),
+            np.tile(np.array([1, 0, 0, 1], np.float32), (4, 1)),
+        )
+        done, failures = 0, []
+        stop = asyncio.Event()
+
+        async def traffic() -> None:
+            nonlocal done
+            while not stop.is_set():
+                try:
+                    out = await c.fuse(inputs)
+                    assert out.shape == (4, info.out_dim)
+                    done += 1
+                except Exception as exc:  # any failure is a lost request
+                    failures.append(exc)
+
+        tasks = [asyncio.create_task(traffic()) for _ in range(4)]
+        await asyncio.sleep(1.0)
+        before = done
+        add_fusion_version(_repo(stack), new, instance_kind(stack.triton_device))
+        await c.load_model("fusion")
+        await asyncio.sleep(1.0)
+        stop.set()
+        await asyncio.gather(*tasks)
+        assert failures == [] and done > before > 0
+        assert (await c.model_info()).version == f"fusion-swap-{tmp_path.name[-6:]}"
