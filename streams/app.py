@@ -16,7 +16,6 @@ import faust
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from recstream import metrics
 from recstream.settings import Settings
 from streams.kafka_config import aiokafka_config, faust_credentials
 from streams.runtime import Runtime, decode_catalog_item
@@ -73,7 +72,9 @@ def create_app(settings: Settings, runtime_factory: Any) -> RecstreamApp:
     for event_type, name in settings.event_topics.items():
 
         async def agent(stream: faust.StreamT, _type: str = event_type) -> None:
-            async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout_s):
+            # take_events (faust-streaming) yields events, whose messages carry topic/partition/offset.
+            batches = stream.take_events(settings.batch_size, within=settings.batch_timeout_s)  # type: ignore[attr-defined]
+            async for events in batches:
                 assert app.runtime is not None
                 await app.runtime.handle(events)
 
@@ -84,6 +85,7 @@ def create_app(settings: Settings, runtime_factory: Any) -> RecstreamApp:
         """Apply items uploaded through any worker to this worker's index."""
         while app.runtime is None:  # noqa: ASYNC110 - a one-off wait at start-up
             await asyncio.sleep(0.1)
+        runtime = app.runtime
         consumer = AIOKafkaConsumer(
             catalog_topic(settings),
             group_id=None,  # every worker reads every partition
@@ -97,8 +99,8 @@ def create_app(settings: Settings, runtime_factory: Any) -> RecstreamApp:
                 if msg.value is None:
                     continue
                 item = decode_catalog_item(msg.value)
-                if app.runtime.processor.index.get(item.item_id) is None:
-                    app.runtime.processor.add_items([item])
+                if runtime.processor.index.get(item.item_id) is None:
+                    runtime.processor.add_items([item])
         finally:
             await consumer.stop()
 
@@ -112,11 +114,10 @@ def create_app(settings: Settings, runtime_factory: Any) -> RecstreamApp:
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        ready = app.runtime is not None
+        runtime = app.runtime
+        items = len(runtime.processor.index) if runtime is not None else 0
         return web.json(
-            {"ready": ready, "catalog_items": len(app.runtime.processor.index) if ready else 0},
-            status=200 if ready else 503,
+            {"ready": runtime is not None, "catalog_items": items}, status=200 if runtime else 503
         )
 
-    _ = metrics  # metrics are registered at import; the page exports them
     return app

@@ -130,8 +130,8 @@ async def bench_cassandra(settings: Settings, seconds: float, repeats: int) -> M
         for i in range(64)
     ]
 
-    async def batch(i: int) -> object:
-        return await store.put_users(states)
+    async def batch(i: int) -> None:
+        await store.put_users(states)
 
     try:
         runs = [

@@ -16,7 +16,17 @@ from recstream import __version__
 from recstream.settings import SettingsError
 
 #: Sub-command modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("stack", "config", "schema", "worker", "demo", "bench", "validate", "replay", "train")
+COMMANDS: tuple[str, ...] = (
+    "stack",
+    "config",
+    "schema",
+    "worker",
+    "demo",
+    "bench",
+    "validate",
+    "replay",
+    "train",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,8 +8,9 @@ stand-in for Triton in an integration test.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,17 +38,17 @@ class InProcessClient(InferenceClient):
         self.fusion = FusionPipeline(fusion_artefact)
         self.offload = offload
 
-    async def _call(self, fn, *args):  # type: ignore[no-untyped-def]
+    async def _call(self, fn: Callable[..., np.ndarray], *args: Any) -> np.ndarray:
         return await asyncio.to_thread(fn, *args) if self.offload else fn(*args)
 
     async def encode_text(self, texts: Sequence[str]) -> np.ndarray:
-        return await self._call(self.text.encode, list(texts))  # type: ignore[no-any-return]
+        return await self._call(self.text.encode, list(texts))
 
     async def encode_images(self, images: Sequence[bytes]) -> np.ndarray:
-        return await self._call(self.image.encode, list(images))  # type: ignore[no-any-return]
+        return await self._call(self.image.encode, list(images))
 
     async def fuse(self, inputs: FusionInputs) -> np.ndarray:
-        return await self._call(  # type: ignore[no-any-return]
+        return await self._call(
             self.fusion.embed, inputs.text, inputs.image, inputs.features, inputs.item_ids, inputs.mask
         )
 
