@@ -47,9 +47,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--weight-click", type=float, default=None, help="default: settings")
     p.add_argument("--rating-power", type=float, default=d.policy.rating_power)
     p.add_argument("--threads", type=int, default=2, help="torch threads")
-    p.add_argument(
-        "--eval", action="store_true", help="also score the events after the cut (quick_eval)"
-    )
+    p.add_argument("--eval", action="store_true", help="also score the events after the cut (quick_eval)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -55,14 +57,14 @@ def test_unknown_last_ts_means_no_decay(vecs: tuple[np.ndarray, np.ndarray]) -> 
 def test_longer_gaps_forget_more(vecs: tuple[np.ndarray, np.ndarray]) -> None:
     u, e = vecs
     sims = [float(decayed_update(u, 0, e, d * DAY_MS, 1.0, TAU) @ e) for d in (0, 1, 7, 30, 365)]
-    assert all(a < b for a, b in zip(sims, sims[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(sims))
     assert sims[-1] == pytest.approx(1.0, abs=1e-6)  # a year with tau = 7 days: history gone
 
 
 def test_larger_weight_moves_further(vecs: tuple[np.ndarray, np.ndarray]) -> None:
     u, e = vecs
     sims = [float(decayed_update(u, 0, e, DAY_MS, w, TAU) @ e) for w in (0.1, 0.5, 1.0, 4.0)]
-    assert all(a < b for a, b in zip(sims, sims[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(sims))
 
 
 def test_inputs_not_mutated_and_deterministic(vecs: tuple[np.ndarray, np.ndarray]) -> None:

@@ -1,0 +1,240 @@
+"""Training of the fusion model for next-item retrieval from the streamed user state.
+
+For every click before the time cut, the user state is the one the stream would hold just
+before it (:func:`encoders.sequence.recursive_state` over the user's last ``window`` events,
+with the same decay and weights as the worker), the scores are dot products with *all* item
+embeddings (a full softmax over ~9k items is cheap), items the user already clicked are masked
+(the evaluation excludes them too) and the loss is cross-entropy with a learned temperature.
+Only interactions with ``order < ml.cut_order(until_frac)`` are read, so an evaluation after the
+cut never sees data the model was fitted on; the cut is stored in the artefact metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from encoders.catalog import ItemTable, build_item_table, id_index
+from encoders.errors import TrainingError
+from encoders.fusion import FusionConfig, FusionModel
+from encoders.policy import UserStatePolicy
+from encoders.sequence import Sequences, build_sequences, recursive_state
+from streams.datasets import MovieLens
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    """Hyper-parameters of :func:`train_fusion` (defaults: the values tuned on validation).
+
+    Attributes:
+        until_frac: Fraction of ratings (time order) before the cut; only those are used.
+        epochs: Passes over the training clicks.
+        seed: Seed of torch and numpy.
+        batch_size: Training clicks per step.
+        lr: AdamW learning rate (cosine-decayed to 5 % over the run).
+        weight_decay: AdamW weight decay.
+        window: Most recent events replayed into the user state per example.
+        out_dim: Item-embedding width.
+        hidden_dim: Width of the modality projections.
+        dropout: Dropout inside the projections.
+        id_dropout: Probability of hiding an item's id embedding in a step, so the content
+            path learns to stand in for it (cold items).
+        init_temperature: Initial softmax temperature (learned).
+        policy: Decay and event weights of the user state.
+        softmax_over: ``"catalogue"``: every item of the dataset's catalogue is a candidate
+            in the loss (items nobody touched before the cut are negatives, so the model learns
+            that unknown items are rarely clicked); ``"warm"``: only items with interactions
+            before the cut.
+        threads: ``torch.set_num_threads`` value; ``None`` leaves it alone.
+    """
+
+    until_frac: float = 0.8
+    epochs: int = 6
+    seed: int = 0
+    batch_size: int = 512
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    window: int = 64
+    out_dim: int = 64
+    hidden_dim: int = 128
+    dropout: float = 0.1
+    id_dropout: float = 0.4
+    init_temperature: float = 0.05
+    policy: UserStatePolicy = field(default_factory=UserStatePolicy)
+    softmax_over: Literal["catalogue", "warm"] = "catalogue"
+    threads: int | None = 2
+
+
+@dataclass(slots=True)
+class TrainResult:
+    """Outcome of :func:`train_fusion`.
+
+    Attributes:
+        model: Trained model (eval mode).
+        table: Inputs of every catalogue item.
+        item_embeddings: ``[N, out_dim]`` embeddings of ``table.item_ids``.
+        losses: Mean loss per step.
+        meta: Metadata for the artefact (cut, mapping, stats, config, timing).
+    """
+
+    model: FusionModel
+    table: ItemTable
+    item_embeddings: np.ndarray
+    losses: list[float]
+    meta: dict[str, Any]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch and numpy and make torch deterministic (cheap on CPU)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    torch.use_deterministic_algorithms(True)
+
+
+def embed_items(model: FusionModel, table: ItemTable, batch: int = 4096) -> np.ndarray:
+    """Embeddings of every item of ``table`` with all its modalities (eval mode)."""
+    model.eval()
+    text, image, feats, index, mask = table.tensors()
+    out = []
+    with torch.inference_mode():
+        for s in range(0, len(index), batch):
+            sl = slice(s, s + batch)
+            out.append(model(text[sl], image[sl], feats[sl], index[sl], mask[sl]))
+    return torch.cat(out).numpy().astype(np.float32)
+
+
+def _batch_loss(
+    model: FusionModel,
+    log_scale: torch.Tensor,
+    inputs: tuple[torch.Tensor, ...],
+    seq: Sequences,
+    pos: np.ndarray,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+) -> torch.Tensor:
+    text, image, feats, index, mask = inputs
+    step_mask = mask.clone()
+    drop = torch.rand(len(index), generator=gen) < cfg.id_dropout
+    step_mask[:, 3] &= ~drop
+    emb = model(text, image, feats, index, step_mask)  # [N, D]: full softmax needs them all
+    item, dt, weight = (torch.from_numpy(a) for a in seq.window(pos, cfg.window))
+    users = recursive_state(emb, item, dt, weight, cfg.policy.tau_s)
+    logits = (users @ emb.T) * log_scale.exp().clamp(max=100.0)
+    rows, cols = seq.seen(pos)
+    logits[torch.from_numpy(rows), torch.from_numpy(cols)] = float("-inf")
+    target = torch.from_numpy(seq.item[pos])
+    return torch.nn.functional.cross_entropy(logits, target)
+
+
+def train_fusion(
+    ml: MovieLens,
+    text_ids: np.ndarray,
+    text_emb: np.ndarray,
+    cfg: TrainConfig,
+    *,
+    progress: bool = True,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Train the fusion model on the interactions before the cut.
+
+    Args:
+        ml: Dataset.
+        text_ids: Movie ids of ``text_emb`` rows (every movie of ``ml``).
+        text_emb: ``[N, 384]`` text embeddings.
+        cfg: Hyper-parameters.
+        progress: Show a tqdm bar.
+        on_epoch: Called with ``(epoch, mean loss)`` after each epoch.
+
+    Raises:
+        TrainingError: Nothing to train on before the cut.
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    t0 = time.monotonic()
+    cut = ml.cut_order(cfg.until_frac)
+    before = [i for i in ml.interactions if i.order < cut]
+    index_of = id_index(i.movie_id for i in before)
+    # With softmax_over="warm" the loss only sees items that had interactions before the cut;
+    # with "catalogue" (the dataset's movies.csv, what the stream bootstraps from items.npy)
+    # untouched items are negatives too. Both use no interaction after the cut.
+    if cfg.softmax_over == "warm":
+        rows = np.array([r for r, m in enumerate(text_ids.tolist()) if m in index_of])
+    else:
+        rows = np.arange(len(text_ids))
+    table, stats = build_item_table(ml, text_ids[rows], text_emb[rows], index_of, None, image_dim=256)
+    row_of = {int(m): r for r, m in enumerate(table.item_ids.tolist())}
+    seq = build_sequences(before, row_of, cfg.policy)
+    targets = seq.targets()
+    if len(targets) == 0:
+        raise TrainingError("no clicks with a previous event before the cut")
+
+    model = FusionModel(
+        FusionConfig(
+            text_dim=text_emb.shape[1],
+            image_dim=table.image.shape[1],
+            feature_dim=table.features.shape[1],
+            num_ids=len(index_of) + 1,
+            hidden_dim=cfg.hidden_dim,
+            out_dim=cfg.out_dim,
+            dropout=cfg.dropout,
+        )
+    )
+    log_scale = torch.nn.Parameter(torch.tensor(float(-np.log(cfg.init_temperature))))
+    params = [*model.parameters(), log_scale]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = -(-len(targets) // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, T_max=cfg.epochs * steps_per_epoch, eta_min=cfg.lr * 0.05
+    )
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    inputs = table.tensors()
+    losses: list[float] = []
+    bar = tqdm(total=cfg.epochs * steps_per_epoch, disable=not progress, desc="train", unit="step")
+    for epoch in range(cfg.epochs):
+        model.train()
+        perm = rng.permutation(targets)
+        epoch_losses = []
+        for s in range(0, len(perm), cfg.batch_size):
+            loss = _batch_loss(model, log_scale, inputs, seq, perm[s : s + cfg.batch_size], cfg, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            epoch_losses.append(losses[-1])
+            bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(epoch_losses[-50:]):.3f}")
+        if on_epoch:
+            on_epoch(epoch + 1, float(np.mean(epoch_losses)))
+    bar.close()
+    full, _ = build_item_table(ml, text_ids, text_emb, index_of, stats, image_dim=256)
+    item_emb = embed_items(model, full)
+    meta = {
+        "cut_frac": cfg.until_frac,
+        "trained_until_order": cut,
+        "trained_until_ts": ml.cut_ts(cfg.until_frac),
+        "last_trained_ts": max(i.ts for i in before),
+        "n_train_interactions": len(before),
+        "n_train_examples": len(targets),
+        "item_index": {str(k): v for k, v in index_of.items()},
+        "feature_stats": asdict(stats),
+        "user_state": cfg.policy.to_dict(),
+        "temperature": 1.0 / log_scale.detach().exp().clamp(max=100.0).item(),
+        "train_config": {k: v for k, v in asdict(cfg).items() if k != "policy"},
+        "seed": cfg.seed,
+        "epochs": cfg.epochs,
+        "final_loss": float(np.mean(losses[-steps_per_epoch:])),
+        "train_seconds": round(time.monotonic() - t0, 1),
+    }
+    return TrainResult(model.eval(), full, item_emb, losses, meta)
