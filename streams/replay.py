@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -181,12 +182,14 @@ class EventSink(Protocol):
         """Deliver everything queued and release resources."""
 
 
-class _SinkBase:
+class _SinkBase(ABC):
+    @abstractmethod
     def send(self, event: Event) -> None:
-        raise NotImplementedError
+        """Queue one event."""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Deliver everything queued and release resources."""
 
     def __enter__(self) -> Self:
         return self

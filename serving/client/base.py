@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
 
 import numpy as np
+
+from recstream.resources import AsyncResource
 
 #: Order of the modality mask columns.
 MODALITIES = ("text", "image", "features", "id")
@@ -69,7 +70,7 @@ class FusionInfo:
         )
 
 
-class InferenceClient(ABC):
+class InferenceClient(AsyncResource):
     """Async access to ``text_encoder``, ``image_encoder`` and ``fusion``.
 
     Use as ``async with client: ...``; ``close()`` releases connections.
@@ -90,18 +91,3 @@ class InferenceClient(ABC):
     @abstractmethod
     async def model_info(self) -> FusionInfo:
         """Version and dimensions of the fusion model answering now."""
-
-    @abstractmethod
-    async def close(self) -> None:
-        """Release connections and threads."""
-
-    async def __aenter__(self) -> InferenceClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()

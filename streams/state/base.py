@@ -12,12 +12,13 @@ user's most recent events (for producers that replay the same event ids).
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 
 import numpy as np
+
+from recstream.resources import AsyncResource
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +92,7 @@ class StoredList:
     generated_at: int
 
 
-class StateStore(ABC):
+class StateStore(AsyncResource):
     """Async access to user state, items and latest lists. Use as ``async with store:``."""
 
     @abstractmethod
@@ -117,18 +118,3 @@ class StateStore(ABC):
     @abstractmethod
     async def get_list(self, user_id: str) -> StoredList | None:
         """The latest list of a user, if any."""
-
-    @abstractmethod
-    async def close(self) -> None:
-        """Release connections."""
-
-    async def __aenter__(self) -> StateStore:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
