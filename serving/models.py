@@ -69,7 +69,8 @@ def _text_encoder(kind: Kind, params: Params) -> ModelConfig:
         outputs=(TensorSpec("EMBEDDING", DataType.FP32, (384,)),),
         max_batch_size=128,
         dynamic_batching=DynamicBatching(preferred_batch_sizes=(16, 32, 64), max_queue_delay_us=2000),
-        instance_group=InstanceGroup(kind=kind, count=1),
+        # On CPU, one single-threaded instance per core; a GPU instance batches on its own.
+        instance_group=InstanceGroup(kind=kind, count=2 if kind == "KIND_CPU" else 1),
         latest_versions=1,
         # One intra-op thread per instance: on a small shared host OpenMP threads spin-wait
         # against the JVMs and batch-1 latency gets ~10x worse; scale with instances instead.

@@ -92,12 +92,14 @@ async def test_served_text_and_fusion_equal_in_process_outputs(client: TritonCli
 
 
 async def test_near_duplicate_image_is_closer_than_an_unrelated_one(client: TritonClient) -> None:
+    from encoders.image import build_image_encoder
+
     base = _scene(1)
     near = base.resize((150, 112))
-    emb = await client.encode_images(
-        [_bytes(base, "PNG"), _bytes(near, "JPEG", quality=70), _bytes(_scene(2), "WEBP")]
-    )
+    images = [_bytes(base, "PNG"), _bytes(near, "JPEG", quality=70), _bytes(_scene(2), "WEBP")]
+    emb = await client.encode_images(images)
     assert emb[0] @ emb[1] > emb[0] @ emb[2]
+    np.testing.assert_allclose(emb, build_image_encoder(None).encode(images), atol=1e-4)
     with pytest.raises(InferenceError, match="invalid image"):
         await client.encode_images([b"GIF89a not really"])
 
