@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     weight_upload: float = Field(0.5, gt=0, description="Update weight of an upload for its uploader.")
     seen_items_max: int = Field(2000, ge=1, description="Seen items kept per user (newest).")
     ann_backend: Literal["exact", "faiss"] = Field("exact", description="Retrieval index.")
+    unknown_item_wait_s: float = Field(
+        30.0,
+        ge=0,
+        description="How long a click on an item not yet in the catalogue waits for its upload.",
+    )
     model_dir: Path = Field(REPO_ROOT / "artifacts" / "models", description="Trained fusion models.")
 
     # --- edge limits -------------------------------------------------------------------

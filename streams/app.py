@@ -16,6 +16,7 @@ import faust
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from recstream import metrics
 from recstream.settings import Settings
 from streams.kafka_config import aiokafka_config, faust_credentials
 from streams.runtime import Runtime, decode_catalog_item
@@ -103,6 +104,25 @@ def create_app(settings: Settings, runtime_factory: Any) -> RecstreamApp:
                     runtime.processor.add_items([item])
         finally:
             await consumer.stop()
+
+    @app.timer(5.0)
+    async def export_lag() -> None:
+        """``recstream_consumer_lag``: log end offset minus next offset to read, per partition."""
+        consumer = app.consumer
+        try:
+            assigned = consumer.assignment()
+            if not assigned:
+                return
+            ends = await consumer.highwaters(*assigned)
+        except Exception as exc:  # not yet assigned or broker unavailable: try again next tick
+            log.debug("lag not available: %r", exc)
+            return
+        read = getattr(consumer, "_read_offset", {})  # Faust's last offset read per partition
+        metrics.CONSUMER_LAG.clear()  # partitions that moved to another worker stop reporting
+        for tp, end in ends.items():
+            last = read.get(tp)
+            lag = end if last is None else max(0, end - (last + 1))
+            metrics.CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

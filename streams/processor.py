@@ -29,9 +29,6 @@ from streams.state.base import ItemRecord, SourcePos, StateStore, StoredList, Us
 from streams.trending import Trending
 from streams.userstate import Contribution, apply_contributions
 
-#: How long a click on an item the catalogue does not know yet waits for its upload.
-UNKNOWN_ITEM_WAIT_S = 2.0
-
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
@@ -142,9 +139,11 @@ class Processor:
 
     async def _click_vectors(self, clicks: Sequence[ClickEvent]) -> dict[str, np.ndarray]:
         missing = {c.item_id for c in clicks if self.index.get(c.item_id) is None}
-        deadline = time.monotonic() + UNKNOWN_ITEM_WAIT_S
-        # An upload and the first clicks on it travel on different topics; give the upload a
-        # moment to land in the catalogue rather than apply the click without its item.
+        deadline = time.monotonic() + self.settings.unknown_item_wait_s
+        # An upload and the first clicks on it travel on different topics (and may be embedded
+        # by another worker): wait for the item rather than apply the click without it, which
+        # would make the state depend on timing. Only a click on an item that never arrives
+        # is applied without an embedding (outcome "unknown_item").
         while missing and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
             missing = {m for m in missing if self.index.get(m) is None}
@@ -237,6 +236,18 @@ class Processor:
         metrics.stage("cassandra_lists").observe(time.perf_counter() - t0)
         return outcomes
 
+    def cold_start(self, k: int, exclude: set[str]) -> list[tuple[str, float]]:
+        """Trending items, topped up with the newest catalogue items so the list has ``k``."""
+        top = self.trending.top(k, exclude)
+        if len(top) < k:
+            have = exclude | {i for i, _ in top}
+            for item in reversed(self.titles):  # insertion order: newest items last
+                if item not in have:
+                    top.append((item, 0.0))
+                    if len(top) == k:
+                        break
+        return top
+
     def _lists(
         self, batch: Sequence[Incoming], steps: dict[str, tuple[UserState, bool, bool]]
     ) -> list[Outcome]:
@@ -251,7 +262,7 @@ class Processor:
             hits = self.index.search(queries, k, [set(steps[x.event.event_id][0].seen) for x in warm])
             ranked = {x.event.event_id: h for x, h in zip(warm, hits, strict=True)}
         for x in cold:
-            ranked[x.event.event_id] = self.trending.top(k, set(steps[x.event.event_id][0].seen))
+            ranked[x.event.event_id] = self.cold_start(k, set(steps[x.event.event_id][0].seen))
         metrics.stage("retrieval").observe(time.perf_counter() - t0)
         out = []
         for x in batch:

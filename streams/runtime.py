@@ -101,7 +101,8 @@ class Runtime:
         published = time.time()
         metrics.stage("publish").observe(time.perf_counter() - t1)
         for o in outcomes:
-            metrics.events(o.event.type, "duplicate" if o.duplicate else "processed").inc()
+            outcome = "duplicate" if o.duplicate else ("processed" if o.embedded else "unknown_item")
+            metrics.events(o.event.type, outcome).inc()
             metrics.FRESHNESS.observe(max(0.0, published - o.event.ts / 1000.0))
         return outcomes
 

@@ -142,12 +142,23 @@ async def test_new_user_gets_trending_items_and_review_moves_state() -> None:
     assert store.users["carol"].embedding is not None and o.embedded
     # A click on an unknown item: counted, no embedding, cold-start list led by trending item7.
     proc_unknown = _click(99, "dave", 12345, 1_600_000_500_000)
-    import streams.processor as mod
-
-    mod.UNKNOWN_ITEM_WAIT_S = 0.05
+    proc.settings = load_settings({"RECSTREAM_K": "5", "RECSTREAM_UNKNOWN_ITEM_WAIT_S": "0.05"})
     (o2,) = await proc.process([Incoming(proc_unknown)])
     assert not o2.embedded and store.users["dave"].event_count == 1
-    assert o2.recs.items[0].item_id == "item7"
+    # Trending first (only item7 was clicked), then topped up with the newest items to K.
+    assert [i.item_id for i in o2.recs.items] == ["item7", "item9", "item8", "item6", "item5"]
+
+
+async def test_click_waits_for_an_upload_that_arrives_on_another_topic() -> None:
+    import asyncio
+
+    proc, store = _proc()
+    click = asyncio.create_task(proc.process([Incoming(_click(1, "fay", 3, 1_600_000_700_000))]))
+    await asyncio.sleep(0.2)
+    assert not click.done()  # waiting for item3
+    await proc.process([Incoming(_upload(3))])
+    (o,) = await click
+    assert o.embedded and store.users["fay"].embedding is not None
 
 
 @pytest.mark.parametrize("k", [1, 3])

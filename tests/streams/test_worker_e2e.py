@@ -212,9 +212,19 @@ def _wait_lists(env: Env, ids: set[str]) -> list[RecsUpdated]:
     return [RecsUpdated.from_json_bytes(v) for v in raw]
 
 
+def _lag(port: int) -> dict[tuple[str, str], float]:
+    import re
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    pat = re.compile(r'^recstream_consumer_lag\{partition="(\d+)",topic="([^"]+)"\} (\S+)$', re.M)
+    return {(m.group(2), m.group(1)): float(m.group(3)) for m in pat.finditer(text)}
+
+
 def test_pipeline_lists_dead_letters_and_state(deployment_factory: Callable[[], Env], tmp_path: Path) -> None:
     env = deployment_factory()
-    proc, _ = env.start_worker(tmp_path)
+    proc, port = env.start_worker(tmp_path)
     events, good_ids = _events()
     _produce(env, events)
     lists = _wait_lists(env, good_ids)
@@ -242,6 +252,15 @@ def test_pipeline_lists_dead_letters_and_state(deployment_factory: Callable[[], 
         (raw, why) for _, _, raw, why in BAD
     )
     assert proc.poll() is None, "the worker must survive malformed input"
+
+    # Consumer lag is exported per input partition and returns to zero once all is processed.
+    inputs = set(env.settings.event_topics.values())
+    deadline = time.monotonic() + 30
+    lag = _lag(port)
+    while time.monotonic() < deadline and not ({t for t, _ in lag} >= inputs and not any(lag.values())):
+        time.sleep(1)
+        lag = _lag(port)
+    assert {t for t, _ in lag} >= inputs and not any(lag.values()), lag
 
     # State in Cassandra equals the pure recomputation from the stored item embeddings.
     st = _states(env)
