@@ -226,7 +226,12 @@ def test_pipeline_lists_dead_letters_and_state(deployment_factory: Callable[[], 
     env = deployment_factory()
     proc, port = env.start_worker(tmp_path)
     events, good_ids = _events()
-    _produce(env, events)
+    # The catalogue first (as in production), so every list can hold K unseen items; a list is
+    # shorter only when fewer unseen items exist (e.g. the first click on a one-item catalogue).
+    uploads = [e for e in events if e[0] == "upload"]
+    _produce(env, uploads, bad=False)
+    _wait_lists(env, {e["event_id"] for _, _, e in uploads})
+    _produce(env, [e for e in events if e[0] != "upload"])
     lists = _wait_lists(env, good_ids)
     by_trigger = {r.trigger_event_id: r for r in lists}
     assert set(by_trigger) >= good_ids, f"missing lists for {good_ids - set(by_trigger)}"
