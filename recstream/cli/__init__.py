@@ -26,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     "validate",
     "replay",
     "train",
+    "eval",
 )
 
 

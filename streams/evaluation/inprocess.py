@@ -1,0 +1,263 @@
+"""The in-process evaluation runner: the real :class:`~streams.processor.Processor` over the
+same model code Triton serves (:class:`~serving.client.inprocess.InProcessClient`), a
+:class:`~streams.state.memory.MemoryStateStore` and the exact index, fed one event at a time.
+
+Every event of :func:`streams.replay.movielens_events` is, in order: checked by the protocol
+(:mod:`streams.evaluation.protocol`); when scorable, scored against the list each system holds
+for the user just before it (recstream: the list the processor published for the user's previous
+event); then applied to the processor and shown to the baselines. Batches of one event are what
+makes "the list published just before" exact: a bigger batch adds its uploads and trending
+counts before any of its lists is computed.
+
+``recstream_frozen`` is recstream with the user states (and the trending list for users without
+a state) frozen at the cut: its list is computed at scoring time from the frozen state against
+the live catalogue, excluding the items the user has had by then (the live state's ``seen``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from recstream.settings import Settings
+from schemas.events import ClickEvent
+from serving.pipelines import meta_of
+from streams.datasets import MovieLens
+from streams.evaluation.baselines import EASE, Baseline, ItemKNN, Popularity, UserHistory, pre_cut_clicks
+from streams.evaluation.client import PrecomputedClient
+from streams.evaluation.protocol import Protocol, Scored, Tally, ordered_events, rank_of
+from streams.processor import Incoming, Processor
+from streams.state.base import UserState
+from streams.trending import Trending
+
+#: Systems of a run, in report order.
+SYSTEMS = ("recstream", "recstream_frozen", "popularity", "itemknn", "ease")
+
+
+class LeakError(ValueError):
+    """The model was trained on data at or after the evaluation cut."""
+
+
+def check_trained_before_cut(meta: dict[str, Any], cut_frac: float, cut_order: int, dataset: str) -> None:
+    """Refuse a model whose training data reaches past the cut.
+
+    Args:
+        meta: The artefact's ``meta.json``.
+        cut_frac: Evaluation cut (fraction of ratings).
+        cut_order: ``ml.cut_order(cut_frac)``.
+        dataset: ``--dataset`` value, for the hint.
+
+    Raises:
+        LeakError: ``trained_until_order`` is missing or above ``cut_order``, or the artefact's
+            ``cut_frac`` differs from ``cut_frac``.
+    """
+    hint = f"train one with `recstream train --dataset {dataset} --until-frac {cut_frac}`"
+    trained = meta.get("trained_until_order")
+    if trained is None or int(trained) > cut_order:
+        raise LeakError(
+            f"model {meta.get('model_version', '?')} was trained until interaction order {trained}, "
+            f"after the evaluation cut (order {cut_order}, --cut {cut_frac}): it has seen the test "
+            f"events; {hint}"
+        )
+    frac = meta.get("cut_frac")
+    if frac is None or not math.isclose(float(frac), cut_frac, abs_tol=1e-9):
+        raise LeakError(
+            f"model {meta.get('model_version', '?')} was trained with cut_frac={frac}, the "
+            f"evaluation uses --cut {cut_frac}; {hint}"
+        )
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a run measured (the report is built from it).
+
+    Attributes:
+        k: List length.
+        tallies: Per system, hits over the scored events.
+        event_counts: Events per type (``all``, ``after_cut``) and scored clicks.
+        scored_ts: Event time (epoch ms) of each scored event, in order.
+        timings: Seconds per phase and per system.
+        model: Model version, artefact folder, cut and user-state settings used.
+    """
+
+    k: int
+    tallies: dict[str, Tally]
+    event_counts: dict[str, dict[str, int]]
+    scored_ts: list[int] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+
+
+class _Frozen:
+    """Lists from user states and trending counts frozen at the cut."""
+
+    def __init__(self, processor: Processor) -> None:
+        self.processor = processor
+        self.states: dict[str, UserState] | None = None
+        self.trending: Trending | None = None
+
+    def freeze(self, users: dict[str, UserState]) -> None:
+        self.states = dict(users)  # states are immutable: a shallow copy is a snapshot
+        self.trending = copy.deepcopy(self.processor.trending)
+
+    def recommend(self, user: str, k: int, exclude: set[str]) -> list[str]:
+        assert self.states is not None and self.trending is not None
+        st = self.states.get(user)
+        emb = None if st is None else st.embedding
+        if emb is None:
+            return [i for i, _ in self.trending.top(k, exclude)]
+        return [i for i, _ in self.processor.index.search(emb[None, :], k, [exclude])[0]]
+
+
+async def run_inprocess(
+    ml: MovieLens,
+    artefact: Path,
+    settings: Settings,
+    *,
+    cut_frac: float = 0.8,
+    dataset_arg: str = "",
+    baselines: dict[str, Baseline] | None = None,
+    progress: bool = True,
+    known_text: dict[str, np.ndarray] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> RunResult:
+    """Replay ``ml`` through the processor and the baselines; score the scorable clicks.
+
+    Args:
+        ml: Dataset.
+        artefact: Fusion artefact folder trained before the cut.
+        settings: Settings (``k`` is the list length; the artefact's ``user_state`` decay and
+            click weight replace the settings' values, so the state matches training).
+        cut_frac: Fraction of ratings before the cut.
+        dataset_arg: ``movielens:DIR`` as given (error hints).
+        baselines: Baselines to run (default: popularity, item-kNN and EASE fitted here).
+        progress: Show tqdm bars.
+        known_text: Text embeddings by exact text, computed by the same encoder (see
+            :class:`~streams.evaluation.client.PrecomputedClient`).
+        clock: Timer for the timings.
+
+    Raises:
+        LeakError: The model was trained past the cut.
+    """
+    from serving.client.inprocess import InProcessClient
+    from streams.catalog import make_index
+    from streams.state.memory import MemoryStateStore
+
+    cut = ml.cut_order(cut_frac)
+    meta = meta_of(artefact)
+    check_trained_before_cut(meta, cut_frac, cut, dataset_arg or f"movielens:{ml.path}")
+    policy = meta.get("user_state") or {}
+    settings = settings.model_copy(
+        update={
+            "decay_tau_s": float(policy.get("tau_s", settings.decay_tau_s)),
+            "weight_click": float(policy.get("weight_click", settings.weight_click)),
+            "ann_backend": "exact",
+        }
+    )
+    k = settings.k
+    timings: dict[str, float] = {}
+    t0 = clock()
+    events = list(ordered_events(ml))
+    timings["events_s"] = clock() - t0
+
+    t0 = clock()
+    if baselines is None:
+        clicks = pre_cut_clicks(events, cut)
+        baselines = {
+            "popularity": Popularity(),
+            "itemknn": ItemKNN().fit(clicks),
+            "ease": EASE(200.0).fit(clicks),
+        }
+    timings["baselines_fit_s"] = clock() - t0
+
+    t0 = clock()
+    client = PrecomputedClient(InProcessClient(artefact))
+    await client.warm([e for _, e in events], known_text)
+    info = await client.model_info()
+    timings["models_warm_s"] = clock() - t0
+    store = MemoryStateStore()
+    processor = Processor(settings, client, store, make_index("exact", info.out_dim), info)
+    frozen = _Frozen(processor)
+    proto = Protocol(cut)
+    names = ["recstream", "recstream_frozen", *baselines]
+    tallies = {n: Tally() for n in names}
+    spent = dict.fromkeys(names, 0.0)
+    published: dict[str, list[str]] = {}
+    scored_ts: list[int] = []
+
+    t_run = clock()
+    for order, ev in tqdm(events, disable=not progress, desc="eval", unit="ev", mininterval=2.0):
+        if frozen.states is None and order >= cut:
+            frozen.freeze(store.users)
+        sc = proto.check(order, ev)
+        if sc is not None:
+            scored_ts.append(ev.ts)
+            _score(sc, k, published, frozen, store.users, baselines, proto, tallies, spent, clock)
+        t = clock()
+        out = await processor.process([Incoming(ev)])
+        spent["recstream"] += clock() - t
+        published[ev.user_id] = [r.item_id for r in out[0].recs.items]
+        for b in baselines.values():
+            b.observe(ev)
+        proto.apply(order, ev)
+    timings["replay_s"] = clock() - t_run
+    await client.close()
+    timings.update({f"{n}_s": v for n, v in spent.items()})
+
+    counts = {
+        "all": dict(proto.counts),
+        "after_cut": dict(proto.after_cut),
+        "scored": {"click": tallies["recstream"].n, "review": 0, "upload": 0},
+    }
+    model = {
+        "artefact": str(artefact),
+        "model_version": info.version,
+        "trained_until_order": meta.get("trained_until_order"),
+        "trained_until_ts": meta.get("trained_until_ts"),
+        "cut_frac": cut_frac,
+        "cut_order": cut,
+        "cut_ts": ml.cut_ts(cut_frac),
+        "decay_tau_s": settings.decay_tau_s,
+        "weight_click": settings.weight_click,
+        "weight_review": settings.weight_review,
+        "rating_power": info.rating_power,
+        "memo_hits": client.hits,
+        "memo_misses": client.misses,
+    }
+    return RunResult(k, tallies, counts, scored_ts, timings, model)
+
+
+def _score(
+    sc: Scored,
+    k: int,
+    published: dict[str, list[str]],
+    frozen: _Frozen,
+    users: dict[str, UserState],
+    baselines: dict[str, Baseline],
+    proto: Protocol,
+    tallies: dict[str, Tally],
+    spent: dict[str, float],
+    clock: Callable[[], float],
+) -> None:
+    ev: ClickEvent = sc.event
+    user = ev.user_id
+    tallies["recstream"].add(rank_of(published.get(user, []), ev.item_id), k, sc)
+    t = clock()
+    live = users.get(user)
+    seen = set(live.seen) if live is not None else set()
+    tallies["recstream_frozen"].add(rank_of(frozen.recommend(user, k, seen), ev.item_id), k, sc)
+    spent["recstream_frozen"] += clock() - t
+    history = UserHistory(user, proto.history[user])
+    for name, b in baselines.items():
+        t = clock()
+        items = b.recommend(history, k, proto.had[user])
+        spent[name] += clock() - t
+        tallies[name].add(rank_of(items, ev.item_id), k, sc)
