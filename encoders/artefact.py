@@ -97,6 +97,7 @@ def write_artefact(
     root = out_dir / FUSION_DIR
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the published version must stay readable
     try:
         np.save(tmp / ITEMS_FILE, np.asarray(item_embeddings, dtype=np.float32))
         np.save(tmp / ITEM_IDS_FILE, np.asarray(item_ids, dtype=np.int64))
