@@ -49,6 +49,8 @@ class TrainConfig:
         id_dropout: Probability of hiding an item's id embedding in a step, so the content
             path learns to stand in for it (cold items).
         init_temperature: Initial softmax temperature (learned).
+        image_dim: Width of the image input (the stream's image encoder; the built-in
+            descriptor gives 256). MovieLens has no images, so this only sizes the model.
         policy: Decay and event weights of the user state.
         softmax_over: ``"catalogue"``: every item of the dataset's catalogue is a candidate
             in the loss (items nobody touched before the cut are negatives, so the model learns
@@ -58,17 +60,18 @@ class TrainConfig:
     """
 
     until_frac: float = 0.8
-    epochs: int = 6
+    epochs: int = 8
     seed: int = 0
-    batch_size: int = 512
+    batch_size: int = 1024
     lr: float = 3e-3
     weight_decay: float = 1e-4
     window: int = 64
     out_dim: int = 64
     hidden_dim: int = 128
     dropout: float = 0.1
-    id_dropout: float = 0.4
+    id_dropout: float = 0.2
     init_temperature: float = 0.05
+    image_dim: int = 256
     policy: UserStatePolicy = field(default_factory=UserStatePolicy)
     softmax_over: Literal["catalogue", "warm"] = "catalogue"
     threads: int | None = 2
@@ -94,10 +97,9 @@ class TrainResult:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed torch and numpy and make torch deterministic (cheap on CPU)."""
+    """Seed torch and numpy's global generators."""
     torch.manual_seed(seed)
     np.random.seed(seed)
-    torch.use_deterministic_algorithms(True)
 
 
 def embed_items(model: FusionModel, table: ItemTable, batch: int = 4096) -> np.ndarray:
@@ -160,6 +162,24 @@ def train_fusion(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    # Deterministic kernels cost nothing measurable on CPU; restored afterwards so a caller
+    # (a test session, a notebook) keeps its own setting.
+    torch.use_deterministic_algorithms(True)
+    try:
+        return _train(ml, text_ids, text_emb, cfg, progress, on_epoch)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+
+
+def _train(
+    ml: MovieLens,
+    text_ids: np.ndarray,
+    text_emb: np.ndarray,
+    cfg: TrainConfig,
+    progress: bool,
+    on_epoch: Callable[[int, float], None] | None,
+) -> TrainResult:
     t0 = time.monotonic()
     cut = ml.cut_order(cfg.until_frac)
     before = [i for i in ml.interactions if i.order < cut]
@@ -171,7 +191,9 @@ def train_fusion(
         rows = np.array([r for r, m in enumerate(text_ids.tolist()) if m in index_of])
     else:
         rows = np.arange(len(text_ids))
-    table, stats = build_item_table(ml, text_ids[rows], text_emb[rows], index_of, None, image_dim=256)
+    table, stats = build_item_table(
+        ml, text_ids[rows], text_emb[rows], index_of, None, image_dim=cfg.image_dim
+    )
     row_of = {int(m): r for r, m in enumerate(table.item_ids.tolist())}
     seq = build_sequences(before, row_of, cfg.policy)
     targets = seq.targets()
@@ -218,7 +240,7 @@ def train_fusion(
         if on_epoch:
             on_epoch(epoch + 1, float(np.mean(epoch_losses)))
     bar.close()
-    full, _ = build_item_table(ml, text_ids, text_emb, index_of, stats, image_dim=256)
+    full, _ = build_item_table(ml, text_ids, text_emb, index_of, stats, image_dim=cfg.image_dim)
     item_emb = embed_items(model, full)
     meta = {
         "cut_frac": cfg.until_frac,
@@ -230,6 +252,7 @@ def train_fusion(
         "item_index": {str(k): v for k, v in index_of.items()},
         "feature_stats": asdict(stats),
         "user_state": cfg.policy.to_dict(),
+        "image_input": {"kind": "descriptor", "dim": cfg.image_dim},
         "temperature": 1.0 / log_scale.detach().exp().clamp(max=100.0).item(),
         "train_config": {k: v for k, v in asdict(cfg).items() if k != "policy"},
         "seed": cfg.seed,
