@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     # --- Cassandra ---------------------------------------------------------------------
     cassandra_contact_points: str = Field("127.0.0.1", description="Comma-separated hosts.")
     cassandra_port: int = Field(9042, ge=1, le=65535, description="CQL native port.")
+    cassandra_storage_port: int = Field(
+        7000, ge=1, le=65535, description="Local node's inter-node (storage) port."
+    )
+    cassandra_jmx_port: int = Field(7199, ge=1, le=65535, description="Local node's JMX port.")
     cassandra_keyspace: str = Field(
         "recstream", pattern=r"^[a-z][a-z0-9_]{0,47}$", description="Keyspace of recstream tables."
     )

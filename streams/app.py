@@ -52,6 +52,8 @@ def create_app(settings: Settings, runtime_factory: Any) -> RecstreamApp:
         topic_partitions=settings.topic_partitions,
         topic_allow_declare=False,
         store="memory://",
+        # Faust writes table metadata under datadir (default: ./<app id>-data in the cwd).
+        datadir=str(settings.stack_dir / "faust" / "{conf.name}-data"),
         broker_commit_every=1000,
         broker_commit_interval=1.0,
         stream_buffer_maxsize=max(4096, settings.batch_size * 4),

@@ -25,8 +25,14 @@ class CassandraService(Service):
     """One Cassandra node; CQL native transport on 127.0.0.1:9042."""
 
     name = "cassandra"
-    storage_port = 7000
-    jmx_port = 7199
+
+    @property
+    def storage_port(self) -> int:
+        return self.settings.cassandra_storage_port
+
+    @property
+    def jmx_port(self) -> int:
+        return self.settings.cassandra_jmx_port
 
     @property
     def ports(self) -> list[int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from recstream.settings import ENV_PREFIX, Settings, load_settings
 
@@ -12,6 +13,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``config`` command."""
     p = sub.add_parser("config", help="show effective settings (secrets masked) or the settings table")
     p.add_argument("--markdown", action="store_true", help="print the README's configuration table")
+    p.add_argument(
+        "--update-readme",
+        metavar="PATH",
+        nargs="?",
+        const="README.md",
+        help="rewrite the table between the config-table markers of PATH (default README.md)",
+    )
     p.set_defaults(func=run)
 
 
@@ -30,8 +38,25 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
+START, END = "<!-- config-table:start -->", "<!-- config-table:end -->"
+
+
+def update_readme(path: Path) -> bool:
+    """Replace the configuration table in ``path``; returns whether the file changed."""
+    text = path.read_text()
+    i, j = text.index(START) + len(START), text.index(END)
+    new = text[:i] + "\n" + markdown_table() + "\n" + text[j:]
+    if new != text:
+        path.write_text(new)
+    return new != text
+
+
 def run(args: argparse.Namespace) -> int:
-    """Print the table or the effective settings as JSON."""
+    """Print the table, update the README, or print the effective settings as JSON."""
+    if args.update_readme:
+        changed = update_readme(Path(args.update_readme))
+        print(f"{args.update_readme}: {'updated' if changed else 'already current'}")
+        return 0
     if args.markdown:
         print(markdown_table())
         return 0

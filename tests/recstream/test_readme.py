@@ -14,5 +14,5 @@ def test_readme_configuration_table_is_current() -> None:
     start = text.index("<!-- config-table:start -->") + len("<!-- config-table:start -->")
     end = text.index("<!-- config-table:end -->")
     assert text[start:end].strip() == markdown_table(), (
-        "README configuration table is stale: regenerate with `recstream config --markdown`"
+        "README configuration table is stale: regenerate with `recstream config --update-readme`"
     )
