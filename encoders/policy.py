@@ -16,7 +16,7 @@ from recstream.settings import Settings
 
 @dataclass(frozen=True, slots=True)
 class UserStatePolicy:
-    """Parameters of :func:`streams.update.decayed_update` per event.
+    """Parameters of the user-state update (:mod:`streams.userstate`) per event.
 
     Attributes:
         tau_s: Decay time constant (seconds).

@@ -4,7 +4,7 @@ Replays every event in stream order. For each click at or after ``start_order`` 
 already had an event, the list the system would have published just before it (top-K by dot
 product between the user state and all item embeddings, excluding items the user already
 clicked) is checked for the clicked item; then the event updates the state with
-:func:`streams.update.decayed_update`, exactly as the worker does. Pure numpy.
+:func:`streams.userstate.accumulate`, exactly as the worker does. Pure numpy.
 
 Matches the protocol of ``shared/data/README.md``: on ml-latest-small with a 0.8 cut it scores
 19,877 clicks (reviews neither score nor count as "already had").
@@ -27,7 +27,7 @@ import numpy as np
 
 from encoders.policy import UserStatePolicy
 from streams.datasets import MovieLens, load_movielens, parse_dataset_arg
-from streams.update import decayed_update
+from streams.userstate import accumulate
 
 
 @dataclass(slots=True)
@@ -99,7 +99,7 @@ def prequential(
     """
     emb = np.ascontiguousarray(item_emb, dtype=np.float32)
     row_of = {int(m): r for r, m in enumerate(np.asarray(item_ids).tolist())}
-    state: dict[int, tuple[np.ndarray, int]] = {}
+    state: dict[int, tuple[np.ndarray, int]] = {}  # decayed sum (float64) and its reference ms
     seen: dict[int, list[int]] = defaultdict(list)  # rows, for masking scores
     seen_set: dict[int, set[int]] = defaultdict(set)  # the same rows, for membership tests
     active: set[int] = set()  # users with at least one event (a list was published for them)
@@ -125,15 +125,14 @@ def prequential(
         w = policy.weight(ev.kind, ev.value)
         if w > 0:
             prev = state.get(uid)
-            u = decayed_update(
+            state[uid] = accumulate(
                 None if prev is None else prev[0],
-                None if prev is None else prev[1],
+                0 if prev is None else prev[1],
                 emb[row],
                 ev.ts * 1000,
                 w,
                 policy.tau_s,
             )
-            state[uid] = (u, max(ev.ts * 1000, prev[1] if prev else 0))
         if ev.kind == "rating" and row not in seen_set[uid]:
             seen[uid].append(row)
             seen_set[uid].add(row)
@@ -146,7 +145,7 @@ def _rank(emb: np.ndarray, st: tuple[np.ndarray, int] | None, row: int | None, s
     """0-based rank of ``row`` among unseen items; ties count against the target."""
     if st is None or row is None:
         return 1 << 30
-    scores = emb @ st[0]
+    scores = emb @ st[0].astype(np.float32)  # the sum's norm does not change the ranking
     target = scores[row]
     scores[seen] = -np.inf
     scores[row] = -np.inf  # exclude the target itself from the tie count

@@ -1,15 +1,15 @@
-"""Per-user event sequences and the torch twin of :func:`streams.update.decayed_update`.
+"""Per-user event sequences and the torch twin of the worker's user state.
 
 Training scores each interaction against the user state the stream would hold just before it.
-That state is a recursion (renormalised after every event), not a plain weighted sum, so
-:func:`recursive_state` replays the same recursion differentiably over a window of the user's
-most recent events. ``tests/encoders/test_sequence.py`` checks it against the numpy function.
+The worker keeps the time-decayed sum of weighted event embeddings (:mod:`streams.userstate`),
+normalised when read; :func:`decayed_sum_state` computes the same sum differentiably over a
+window of the user's most recent events. ``tests/encoders/test_sequence.py`` checks it against
+:func:`streams.userstate.accumulate`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +28,6 @@ class Sequences:
         user: ``[E]`` user id of each event.
         item: ``[E]`` item-table row.
         ts: ``[E]`` epoch seconds.
-        dt: ``[E]`` seconds since the user's previous event (0 for the first).
         weight: ``[E]`` weight per :class:`UserStatePolicy`.
         is_click: ``[E]`` rating/click (scored and excluded later) vs review.
         start: ``[E]`` position of the first event of the same user.
@@ -38,7 +37,6 @@ class Sequences:
     user: np.ndarray
     item: np.ndarray
     ts: np.ndarray
-    dt: np.ndarray
     weight: np.ndarray
     is_click: np.ndarray
     start: np.ndarray
@@ -52,14 +50,18 @@ class Sequences:
         """The ``size`` events before each position, left-padded.
 
         Returns:
-            ``(item [B, W], dt [B, W], weight [B, W])``; padding has weight 0.
+            ``(item [B, W], age [B, W], weight [B, W])``: ``age`` is how many seconds each event
+            is older than the newest one in the window (the state's reference time, as in the
+            worker); padding has weight 0.
         """
         idx = pos[:, None] - size + np.arange(size)[None, :]
         valid = idx >= self.start[pos][:, None]
         idx = np.where(valid, idx, 0)
+        ts = np.where(valid, self.ts[idx], 0)  # epoch seconds are positive: padding never wins
+        ref = ts.max(axis=1, keepdims=True)
         return (
             np.where(valid, self.item[idx], 0),
-            np.where(valid, self.dt[idx], 0.0).astype(np.float32),
+            np.where(valid, ref - ts, 0).astype(np.float32),
             np.where(valid, self.weight[idx], 0.0).astype(np.float32),
         )
 
@@ -99,15 +101,10 @@ def build_sequences(
     first = np.ones(n, dtype=bool)
     first[1:] = user[1:] != user[:-1]
     start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.zeros(0, int)
-    dt = np.zeros(n, dtype=np.float64)
-    if n:
-        dt[1:] = np.maximum(ts[1:] - ts[:-1], 0)  # out-of-order clamps to 0, as in the stream
-        dt[first] = 0.0
     return Sequences(
         user=user,
         item=np.array([row_of[i.movie_id] for i, _ in events], dtype=np.int64),
         ts=ts,
-        dt=dt,
         weight=np.array([w for _, w in events], dtype=np.float32),
         is_click=np.array([i.kind == "rating" for i, _ in events], dtype=bool),
         start=start.astype(np.int64),
@@ -115,58 +112,21 @@ def build_sequences(
     )
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    # The replay is W tiny sequential ops. Split over threads, each op waits at a barrier for
-    # every thread; on a busy machine one descheduled thread stalls it for a whole time slice
-    # (measured: 3.7 s instead of 0.04 s per batch on 2 contended cores). One thread avoids it.
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(prev)
-
-
-def recursive_state(
-    emb: torch.Tensor, item: torch.Tensor, dt: torch.Tensor, weight: torch.Tensor, tau_s: float
+def decayed_sum_state(
+    emb: torch.Tensor, item: torch.Tensor, age: torch.Tensor, weight: torch.Tensor, tau_s: float
 ) -> torch.Tensor:
-    """Differentiable replay of ``decayed_update`` over windows of events.
+    """User states as the worker computes them: ``normalise(sum_j w_j exp(-age_j / tau) e_j)``.
 
     Args:
         emb: ``[N, D]`` item embeddings.
-        item: ``[B, W]`` item rows, oldest first.
-        dt: ``[B, W]`` seconds since the previous event.
-        weight: ``[B, W]`` event weights; 0 marks padding (state left unchanged).
+        item: ``[B, W]`` item rows.
+        age: ``[B, W]`` seconds between each event and the newest event of its window.
+        weight: ``[B, W]`` event weights; 0 marks padding.
         tau_s: Decay constant in seconds.
 
     Returns:
-        ``[B, D]`` user states (unit vectors; zero rows for all-padding windows).
+        ``[B, D]`` unit user states (zero rows for all-padding windows).
     """
-    e = emb[item]  # [B, W, D]
-    b, w = item.shape
-    with torch.no_grad(), _one_thread():
-        # Unrolled, the recursion u_j = (a_j u_{j-1} + w_j e_j) / n_j (a = decay, n = the norm
-        # taken at step j) is u = sum_j c_j e_j with c_j = (w_j / n_j) * prod_{i>j} a_i / n_i.
-        # Replaying it once without autograd gives the n_j exactly; the differentiable part is
-        # then one weighted sum, far cheaper to back-propagate than W sequential steps. The
-        # gradient treats the per-step norms as constants (the value is exact).
-        et = e.detach().transpose(0, 1).contiguous()  # [W, B, D]: one contiguous block per step
-        decay = torch.exp(-dt / tau_s).t().contiguous().unsqueeze(-1)  # [W, B, 1]
-        wt = weight.t().contiguous().unsqueeze(-1)
-        live = wt > 0
-        u = torch.zeros(b, emb.shape[1], dtype=emb.dtype)
-        norms = torch.ones(w, b, 1, dtype=emb.dtype)
-        for j in range(w):
-            s = torch.addcmul(decay[j] * u, wt[j], et[j])
-            n = torch.linalg.vector_norm(s, dim=1, keepdim=True).clamp_(min=1e-12)
-            norms[j] = n
-            u = torch.where(live[j], s / n, u)
-        # Padding steps leave the state alone: factor 1, coefficient 0.
-        ratio = torch.where(live, decay / norms, torch.ones_like(norms)).squeeze(-1)  # [W, B]
-        suffix = torch.flip(torch.cumprod(torch.flip(ratio, [0]), 0), [0])  # prod over i >= j
-        after = torch.cat([suffix[1:], torch.ones(1, b, dtype=emb.dtype)])  # prod over i > j
-        coef = (torch.where(live, wt / norms, torch.zeros_like(norms)).squeeze(-1) * after).t()
-    out = torch.einsum("bw,bwd->bd", coef, e)
-    # Renormalising is the identity on the value but lets gradients see the final scale.
-    return nn.functional.normalize(out, p=2.0, dim=1) * (coef.sum(1, keepdim=True) > 0)
+    coef = weight * torch.exp(-age / tau_s)  # [B, W]; the newest event has age 0, so coef > 0
+    out = torch.einsum("bw,bwd->bd", coef.to(emb.dtype), emb[item])
+    return nn.functional.normalize(out, p=2.0, dim=1)

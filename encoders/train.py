@@ -1,7 +1,7 @@
 """Training of the fusion model for next-item retrieval from the streamed user state.
 
 For every click before the time cut, the user state is the one the stream would hold just
-before it (:func:`encoders.sequence.recursive_state` over the user's last ``window`` events,
+before it (:func:`encoders.sequence.decayed_sum_state` over the user's last ``window`` events,
 with the same decay and weights as the worker), the scores are dot products with *all* item
 embeddings (a full softmax over ~9k items is cheap), items the user already clicked are masked
 (the evaluation excludes them too) and the loss is cross-entropy with a learned temperature.
@@ -25,7 +25,7 @@ from encoders.catalog import ItemTable, build_item_table, id_index
 from encoders.errors import TrainingError
 from encoders.fusion import FusionConfig, FusionModel
 from encoders.policy import UserStatePolicy
-from encoders.sequence import Sequences, build_sequences, recursive_state
+from encoders.sequence import Sequences, build_sequences, decayed_sum_state
 from streams.datasets import MovieLens
 
 log = logging.getLogger(__name__)
@@ -128,8 +128,8 @@ def _batch_loss(
     drop = torch.rand(len(index), generator=gen) < cfg.id_dropout
     step_mask[:, 3] &= ~drop
     emb = model(text, image, feats, index, step_mask)  # [N, D]: full softmax needs them all
-    item, dt, weight = (torch.from_numpy(a) for a in seq.window(pos, cfg.window))
-    users = recursive_state(emb, item, dt, weight, cfg.policy.tau_s)
+    item, age, weight = (torch.from_numpy(a) for a in seq.window(pos, cfg.window))
+    users = decayed_sum_state(emb, item, age, weight, cfg.policy.tau_s)
     logits = (users @ emb.T) * log_scale.exp().clamp(max=100.0)
     rows, cols = seq.seen(pos)
     logits[torch.from_numpy(rows), torch.from_numpy(cols)] = float("-inf")

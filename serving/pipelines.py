@@ -36,6 +36,7 @@ def read_info(folder: Path) -> FusionInfo:
         feature_dim=cfg["feature_dim"],
         out_dim=cfg["out_dim"],
         rating_power=float(meta.get("user_state", {}).get("rating_power", 0.0)),
+        tau_s=float(meta.get("user_state", {}).get("tau_s", 0.0)),
     )
 
 

@@ -48,6 +48,18 @@ class Outcome:
     embedded: bool
 
 
+def effective_tau(settings: Settings, model: FusionInfo) -> float:
+    """The user-state decay to apply.
+
+    ``RECSTREAM_DECAY_TAU_S`` wins when it is set explicitly; otherwise the decay the served
+    fusion model was trained with (its artefact records it), so the stream keeps the state the
+    model was fitted to; the setting's default when the model records none (untrained model).
+    """
+    if "decay_tau_s" in settings.model_fields_set or model.tau_s <= 0:
+        return settings.decay_tau_s
+    return model.tau_s
+
+
 class Processor:
     """The worker's logic, independent of Faust (used by agents, evaluation and tests).
 
@@ -74,6 +86,7 @@ class Processor:
         self.store = store
         self.index = index
         self.model = model
+        self.tau_s = effective_tau(settings, model)
         self.trending = Trending()
         self.clock = clock
         self.titles: dict[str, str] = {}
@@ -211,7 +224,7 @@ class Processor:
                 states.get(user),
                 user,
                 contribs,
-                tau_s=self.settings.decay_tau_s,
+                tau_s=self.tau_s,
                 seen_max=self.settings.seen_items_max,
                 model_version=self.model.version,
             )

@@ -1,8 +1,10 @@
 """``recstream eval``: prequential evaluation of recstream against baselines on a dataset.
 
-Only the in-process mode exists so far (the real Processor with the in-process models, a memory
-state store and the exact index); the pipeline mode through Kafka/Triton/Cassandra is not
-implemented, so ``--mode`` accepts ``inprocess`` only.
+``--mode inprocess``: the real Processor with the in-process models, a memory state store and
+the exact index (fast, no servers). ``--mode pipeline``: the events go through Kafka to real
+workers with Triton and Cassandra (an isolated deployment on the running stack), and the lists
+are read back from ``recs.updated`` by trigger event id. ``--mode both`` runs the two and adds
+their parity (HR difference, share of identical lists) to the report.
 """
 
 from __future__ import annotations
@@ -39,7 +41,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--dataset", required=True, metavar="movielens:DIR", help="dataset folder")
     p.add_argument("--k", type=int, default=20, help="list length (default 20)")
-    p.add_argument("--mode", choices=["inprocess"], default="inprocess", help="only inprocess so far")
+    p.add_argument(
+        "--mode",
+        choices=["inprocess", "pipeline", "both"],
+        default="inprocess",
+        help="inprocess (no servers), pipeline (Kafka, workers, Triton, Cassandra; needs "
+        "`recstream stack up` serving --model) or both (adds their parity)",
+    )
+    p.add_argument("--workers", type=int, default=1, help="worker processes in pipeline mode")
     p.add_argument("--cut", type=float, default=0.8, help="fraction of ratings before the cut (0-1)")
     p.add_argument("--model", type=Path, default=None, help="fusion artefact folder (default: latest)")
     p.add_argument(
@@ -72,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from serving.repository import latest_trained
     from streams.datasets import DatasetError, load_movielens, parse_dataset_arg
     from streams.evaluation.inprocess import LeakError, run_inprocess
+    from streams.evaluation.pipeline import PipelineEvalError, parity, run_pipeline
     from streams.evaluation.report import build_report, markdown_table, write_report
 
     t0 = time.monotonic()
@@ -93,18 +103,17 @@ def run(args: argparse.Namespace) -> int:
         ml = load_movielens(path)
         known = known_texts(ml, args.cache_dir)
         t_load = time.monotonic() - t0
-        result = asyncio.run(
-            run_inprocess(
-                ml,
-                artefact,
-                settings,
-                cut_frac=args.cut,
-                dataset_arg=args.dataset,
-                progress=not args.no_progress,
-                known_text=known,
-            )
-        )
-    except LeakError as exc:
+        kwargs = {"cut_frac": args.cut, "dataset_arg": args.dataset, "progress": not args.no_progress}
+        parity_figures = None
+        if args.mode in ("inprocess", "both"):
+            result = asyncio.run(run_inprocess(ml, artefact, settings, known_text=known, **kwargs))
+        if args.mode in ("pipeline", "both"):
+            inproc = result if args.mode == "both" else None
+            result = asyncio.run(run_pipeline(ml, artefact, settings, workers=args.workers, **kwargs))
+            if inproc is not None:
+                parity_figures = parity(inproc, result)
+                parity_figures["inprocess_hr"] = inproc.tallies["recstream"].figures(args.k)[f"hr@{args.k}"]
+    except (LeakError, PipelineEvalError) as exc:
         print(f"recstream eval: {exc}", file=sys.stderr)
         return 2
     except DatasetError as exc:
@@ -118,9 +127,15 @@ def run(args: argparse.Namespace) -> int:
             "mode": args.mode,
             "dataset": {"path": str(path), "fingerprint": dataset_fingerprint(path)},
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            **({"parity": parity_figures} if parity_figures is not None else {}),
         },
     )
     paths = write_report(report, result, args.out)
     print(markdown_table(report))
+    if parity_figures is not None:
+        print(
+            f"parity (inprocess vs pipeline): HR diff {parity_figures['hr_diff']:.4f}, identical lists "
+            f"{parity_figures['identical_lists']:.2%} of {parity_figures['events']:,} scored events"
+        )
     print(f"report: {paths['json']}  table: {paths['markdown']}  plot: {paths['plot']}")
     return 0

@@ -52,6 +52,7 @@ class FusionInfo:
     feature_dim: int
     out_dim: int
     rating_power: float
+    tau_s: float = 0.0  # user-state decay the model was trained with; 0: not recorded
 
     def parameters(self) -> tuple[tuple[str, str], ...]:
         """As Triton config parameters (strings)."""
@@ -67,6 +68,7 @@ class FusionInfo:
             feature_dim=int(params["feature_dim"]),
             out_dim=int(params["out_dim"]),
             rating_power=float(params.get("rating_power", "0")),
+            tau_s=float(params.get("tau_s", "0")),
         )
 
 

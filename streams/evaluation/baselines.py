@@ -194,3 +194,9 @@ class EASE(_Linear):
 def pre_cut_clicks(events: Iterable[tuple[int, Event]], cut_order: int) -> list[tuple[str, str]]:
     """``(user_id, item_id)`` of the clicks with an order below ``cut_order``."""
     return [(e.user_id, e.item_id) for o, e in events if o < cut_order and isinstance(e, ClickEvent)]
+
+
+def default_baselines(events: Sequence[tuple[int, Event]], cut_order: int) -> dict[str, Baseline]:
+    """Rolling popularity, item-kNN and EASE (lambda 200), fitted on the clicks before the cut."""
+    clicks = pre_cut_clicks(events, cut_order)
+    return {"popularity": Popularity(), "itemknn": ItemKNN().fit(clicks), "ease": EASE(200.0).fit(clicks)}

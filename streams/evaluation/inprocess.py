@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,12 +28,13 @@ import numpy as np
 from tqdm import tqdm
 
 from recstream.settings import Settings
-from schemas.events import ClickEvent
+from schemas.events import Event
 from serving.pipelines import meta_of
 from streams.datasets import MovieLens
-from streams.evaluation.baselines import EASE, Baseline, ItemKNN, Popularity, UserHistory, pre_cut_clicks
+from streams.evaluation.baselines import Baseline, default_baselines
 from streams.evaluation.client import PrecomputedClient
-from streams.evaluation.protocol import Protocol, Scored, Tally, ordered_events, rank_of
+from streams.evaluation.protocol import Tally, ordered_events
+from streams.evaluation.scoring import ScorePass
 from streams.processor import Incoming, Processor
 from streams.state.base import UserState
 from streams.trending import Trending
@@ -86,6 +87,8 @@ class RunResult:
         scored_ts: Event time (epoch ms) of each scored event, in order.
         timings: Seconds per phase and per system.
         model: Model version, artefact folder, cut and user-state settings used.
+        scored_lists: The recstream list each scored event was scored against, by event id
+            (the parity check compares them across modes).
     """
 
     k: int
@@ -94,6 +97,7 @@ class RunResult:
     scored_ts: list[int] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
+    scored_lists: dict[str, list[str]] = field(default_factory=dict)
 
 
 class _Frozen:
@@ -128,6 +132,9 @@ async def run_inprocess(
     progress: bool = True,
     known_text: dict[str, np.ndarray] | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    events: Sequence[tuple[int, Event]] | None = None,
+    cut_order: int | None = None,
+    check_leak: bool = True,
 ) -> RunResult:
     """Replay ``ml`` through the processor and the baselines; score the scorable clicks.
 
@@ -143,6 +150,11 @@ async def run_inprocess(
         known_text: Text embeddings by exact text, computed by the same encoder (see
             :class:`~streams.evaluation.client.PrecomputedClient`).
         clock: Timer for the timings.
+        events: Replay only these ``(order, event)`` (a slice, for the parity test); default
+            every event of ``ml``.
+        cut_order: First scored order (default ``ml.cut_order(cut_frac)``).
+        check_leak: Refuse a model trained past the cut (only the parity test of an untrained
+            model turns it off: it compares modes, not quality).
 
     Raises:
         LeakError: The model was trained past the cut.
@@ -151,9 +163,10 @@ async def run_inprocess(
     from streams.catalog import make_index
     from streams.state.memory import MemoryStateStore
 
-    cut = ml.cut_order(cut_frac)
+    cut = ml.cut_order(cut_frac) if cut_order is None else cut_order
     meta = meta_of(artefact)
-    check_trained_before_cut(meta, cut_frac, cut, dataset_arg or f"movielens:{ml.path}")
+    if check_leak:
+        check_trained_before_cut(meta, cut_frac, cut, dataset_arg or f"movielens:{ml.path}")
     policy = meta.get("user_state") or {}
     settings = settings.model_copy(
         update={
@@ -165,17 +178,12 @@ async def run_inprocess(
     k = settings.k
     timings: dict[str, float] = {}
     t0 = clock()
-    events = list(ordered_events(ml))
+    events = list(ordered_events(ml)) if events is None else list(events)
     timings["events_s"] = clock() - t0
 
     t0 = clock()
     if baselines is None:
-        clicks = pre_cut_clicks(events, cut)
-        baselines = {
-            "popularity": Popularity(),
-            "itemknn": ItemKNN().fit(clicks),
-            "ease": EASE(200.0).fit(clicks),
-        }
+        baselines = default_baselines(events, cut)
     timings["baselines_fit_s"] = clock() - t0
 
     t0 = clock()
@@ -186,31 +194,21 @@ async def run_inprocess(
     store = MemoryStateStore()
     processor = Processor(settings, client, store, make_index("exact", info.out_dim), info)
     frozen = _Frozen(processor)
-    proto = Protocol(cut)
-    names = ["recstream", "recstream_frozen", *baselines]
-    tallies = {n: Tally() for n in names}
-    spent = dict.fromkeys(names, 0.0)
-    published: dict[str, list[str]] = {}
-    scored_ts: list[int] = []
+    sp = ScorePass(cut, k, baselines, frozen, clock)
 
     t_run = clock()
     for order, ev in tqdm(events, disable=not progress, desc="eval", unit="ev", mininterval=2.0):
         if frozen.states is None and order >= cut:
             frozen.freeze(store.users)
-        sc = proto.check(order, ev)
-        if sc is not None:
-            scored_ts.append(ev.ts)
-            _score(sc, k, published, frozen, store.users, baselines, proto, tallies, spent, clock)
+        sp.before(order, ev)
         t = clock()
         out = await processor.process([Incoming(ev)])
-        spent["recstream"] += clock() - t
-        published[ev.user_id] = [r.item_id for r in out[0].recs.items]
-        for b in baselines.values():
-            b.observe(ev)
-        proto.apply(order, ev)
+        sp.spent["recstream"] += clock() - t
+        sp.after(order, ev, [r.item_id for r in out[0].recs.items])
     timings["replay_s"] = clock() - t_run
     await client.close()
-    timings.update({f"{n}_s": v for n, v in spent.items()})
+    timings.update({f"{n}_s": v for n, v in sp.spent.items()})
+    proto, tallies = sp.proto, sp.tallies
 
     counts = {
         "all": dict(proto.counts),
@@ -232,32 +230,4 @@ async def run_inprocess(
         "memo_hits": client.hits,
         "memo_misses": client.misses,
     }
-    return RunResult(k, tallies, counts, scored_ts, timings, model)
-
-
-def _score(
-    sc: Scored,
-    k: int,
-    published: dict[str, list[str]],
-    frozen: _Frozen,
-    users: dict[str, UserState],
-    baselines: dict[str, Baseline],
-    proto: Protocol,
-    tallies: dict[str, Tally],
-    spent: dict[str, float],
-    clock: Callable[[], float],
-) -> None:
-    ev: ClickEvent = sc.event
-    user = ev.user_id
-    tallies["recstream"].add(rank_of(published.get(user, []), ev.item_id), k, sc)
-    t = clock()
-    live = users.get(user)
-    seen = set(live.seen) if live is not None else set()
-    tallies["recstream_frozen"].add(rank_of(frozen.recommend(user, k, seen), ev.item_id), k, sc)
-    spent["recstream_frozen"] += clock() - t
-    history = UserHistory(user, proto.history[user])
-    for name, b in baselines.items():
-        t = clock()
-        items = b.recommend(history, k, proto.had[user])
-        spent[name] += clock() - t
-        tallies[name].add(rank_of(items, ev.item_id), k, sc)
+    return RunResult(k, tallies, counts, sp.scored_ts, timings, model, sp.scored_lists)

@@ -92,6 +92,8 @@ def deployment_factory(stack: Settings, tmp_path: Path) -> Iterator[Callable[[],
             "RECSTREAM_CASSANDRA_KEYSPACE": f"ks_{tag}",
             "RECSTREAM_TOPIC_PARTITIONS": "2",
             "RECSTREAM_K": "10",
+            # Explicit, so tests recompute states with a known decay whatever model is served.
+            "RECSTREAM_DECAY_TAU_S": "604800",
             "RECSTREAM_LOG_LEVEL": "WARNING",
         }
         settings = load_settings(

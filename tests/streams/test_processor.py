@@ -16,7 +16,7 @@ from recstream.settings import load_settings
 from schemas.events import ClickEvent, ReviewEvent, UploadEvent
 from serving.client.base import FusionInfo, FusionInputs, InferenceClient
 from streams.catalog.exact import ExactIndex
-from streams.processor import Incoming, Processor
+from streams.processor import Incoming, Processor, effective_tau
 from streams.state.base import SourcePos
 from streams.state.memory import MemoryStateStore
 
@@ -169,3 +169,13 @@ async def test_lists_have_length_k_and_descending_scores(k: int) -> None:
     (o,) = await proc.process([Incoming(_click(1, "erin", 1, 1_600_000_600_000))])
     scores = [it.score for it in o.recs.items]
     assert len(scores) == k and scores == sorted(scores, reverse=True)
+
+
+def test_decay_comes_from_the_model_unless_set_explicitly() -> None:
+    trained = FusionInfo("fusion-v3", 384, 256, 7, D, 0.0, tau_s=60.0)
+    untrained = FusionInfo("fusion-v0-untrained", 384, 256, 7, D, 0.0)
+    default = load_settings({})
+    assert effective_tau(default, trained) == 60.0
+    assert effective_tau(default, untrained) == default.decay_tau_s
+    explicit = load_settings({"RECSTREAM_DECAY_TAU_S": "3600"})
+    assert effective_tau(explicit, trained) == 3600.0
