@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +46,12 @@ class Outcome:
     recs: RecsUpdated
     duplicate: bool
     embedded: bool
+
+
+async def _timed(stage: str, op: Awaitable[None]) -> None:
+    t0 = time.perf_counter()
+    await op
+    metrics.stage(stage).observe(time.perf_counter() - t0)
 
 
 def effective_tau(settings: Settings, model: FusionInfo) -> float:
@@ -233,20 +239,17 @@ class Processor:
                 steps_by_event[c.event_id] = (st, dup, c.embedding is not None)
                 if not dup and c.event_id in click_ids:
                     self.trending.add(c.item_id, c.ts)
-        t0 = time.perf_counter()
-        await self.store.put_users(finals)
-        metrics.stage("cassandra_write").observe(time.perf_counter() - t0)
-
         outcomes = self._lists(batch, steps_by_event)
-        t0 = time.perf_counter()
         last: dict[str, Outcome] = {o.event.user_id: o for o in outcomes}
-        await self.store.put_lists(
-            [
-                StoredList(u, o.recs.to_json_bytes().decode(), o.recs.trigger_event_id, o.recs.generated_at)
-                for u, o in last.items()
-            ]
+        lists = [
+            StoredList(u, o.recs.to_json_bytes().decode(), o.recs.trigger_event_id, o.recs.generated_at)
+            for u, o in last.items()
+        ]
+        # States and latest lists are independent writes: one round trip instead of two.
+        await asyncio.gather(
+            _timed("cassandra_write", self.store.put_users(finals)),
+            _timed("cassandra_lists", self.store.put_lists(lists)),
         )
-        metrics.stage("cassandra_lists").observe(time.perf_counter() - t0)
         return outcomes
 
     def cold_start(self, k: int, exclude: set[str]) -> list[tuple[str, float]]:

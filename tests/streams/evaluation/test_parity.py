@@ -24,8 +24,8 @@ def test_inprocess_and_pipeline_modes_agree(stack: Settings, tmp_path: Path) -> 
     info = asyncio.run(served_info(settings))
     artefact = served_artefact(settings.model_dir, info.version, tmp_path)
     ml = load_movielens(SAMPLE)
-    events = list(ordered_events(ml))[:1200]
-    cut = events[700][0]
+    events = list(ordered_events(ml))[:900]
+    cut = events[500][0]
     common = {"events": events, "cut_order": cut, "check_leak": False, "progress": False}
     a = asyncio.run(run_inprocess(ml, artefact, settings, **common))  # type: ignore[arg-type]
     b = asyncio.run(run_pipeline(ml, artefact, settings, **common))  # type: ignore[arg-type]
@@ -33,7 +33,7 @@ def test_inprocess_and_pipeline_modes_agree(stack: Settings, tmp_path: Path) -> 
     assert b.model["events_without_list"] == 0 and b.model["list_model_versions"] == [info.version]
     p = parity(a, b)
     print(f"parity on {p['events']} scored events: {p}")
-    assert p["only_one"] == 0 and p["events"] >= 200
+    assert p["only_one"] == 0 and p["events"] >= 150
     assert p["identical_lists"] >= 0.99, p
     assert p["hr_diff"] <= 0.002, p
     # The pipeline's own scoring saw real lists, not empty ones.
