@@ -3,7 +3,8 @@
 One agent per input topic (click, upload, review), each taking batches with ``take_events`` so
 Triton and Cassandra see batches; Kafka keys are user ids, so a user's events on a topic stay
 in one partition and in order. Every worker also follows the compacted catalogue topic, so an
-item uploaded through any worker becomes retrievable on all of them.
+item uploaded through any worker becomes retrievable on all of them. The web routes (ops page,
+metrics, probes) are in :mod:`streams.web.routes`; logging follows :mod:`recstream.logs`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from recstream import metrics
+from recstream import logs, metrics
 from recstream.settings import Settings
 from streams.kafka_config import aiokafka_config, faust_credentials
 from streams.runtime import Runtime, decode_catalog_item
 from streams.topics import catalog_topic
+from streams.web.routes import OpsWeb
+from streams.web.routes import register as register_routes
 
 log = logging.getLogger("recstream.worker")
 
@@ -30,15 +32,23 @@ class RecstreamApp(faust.App):
 
     runtime: Runtime | None = None
     runtime_factory: Any = None
+    ops_web: OpsWeb | None = None
 
     async def on_start(self) -> None:
         await super().on_start()
         if self.runtime is None and self.runtime_factory is not None:
             self.runtime = await self.runtime_factory(self)
 
+    async def on_stop(self) -> None:
+        if self.ops_web is not None:
+            await self.ops_web.close()
+        await super().on_stop()
+
 
 def create_app(settings: Settings, runtime_factory: Any) -> RecstreamApp:
     """Build the app. ``runtime_factory(app)`` is awaited at start and returns the Runtime."""
+    # Faust creates its datadir without parents: a fresh stack dir would crash the worker.
+    (settings.stack_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = RecstreamApp(
         settings.consumer_group,
         broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap_servers.split(",")],
@@ -57,6 +67,9 @@ def create_app(settings: Settings, runtime_factory: Any) -> RecstreamApp:
         broker_commit_every=1000,
         broker_commit_interval=1.0,
         stream_buffer_maxsize=max(4096, settings.batch_size * 4),
+        # The worker's root logging (recstream.logs: JSON or text, secrets scrubbed); Faust's
+        # worker applies it when it sets up logging, and adds no handlers of its own.
+        logging_config=logs.logging_config(settings),
         loghandlers=[],
     )
     app.runtime_factory = runtime_factory
@@ -126,20 +139,5 @@ def create_app(settings: Settings, runtime_factory: Any) -> RecstreamApp:
             lag = end if last is None else max(0, end - (last + 1))
             metrics.CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
 
-    @app.page("/metrics")
-    async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
-
-    @app.page("/healthz")
-    async def healthz(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok"})
-
-    @app.page("/readyz")
-    async def readyz(web: Any, request: Any) -> Any:
-        runtime = app.runtime
-        items = len(runtime.processor.index) if runtime is not None else 0
-        return web.json(
-            {"ready": runtime is not None, "catalog_items": items}, status=200 if runtime else 503
-        )
-
+    app.ops_web = register_routes(app, settings)
     return app

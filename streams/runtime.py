@@ -26,6 +26,7 @@ from schemas.edge import Rejection, decode_event
 from schemas.limits import Limits
 from serving.errors import InferenceError, TransientInferenceError
 from streams.errors import StateError
+from streams.latest import record_published
 from streams.processor import Incoming, Outcome, Processor
 from streams.state.base import ItemRecord, SourcePos
 
@@ -100,6 +101,7 @@ class Runtime:
         await asyncio.gather(*futures)
         published = time.time()
         metrics.stage("publish").observe(time.perf_counter() - t1)
+        record_published(outcomes, published)  # ops page: latest lists, freshness window
         for o in outcomes:
             outcome = "duplicate" if o.duplicate else ("processed" if o.embedded else "unknown_item")
             metrics.events(o.event.type, outcome).inc()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
+from recstream import logs
 from recstream.settings import Settings, load_settings
 
 
@@ -18,7 +18,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "Consumes events.click/upload/review, updates user state in Cassandra through the "
             "models served by Triton, and publishes recs.updated. Start several with the same "
             "RECSTREAM_CONSUMER_GROUP (and distinct --web-port) to share the partitions. "
-            "Needs `recstream stack up` (or your own servers) and `recstream schema apply`."
+            "Needs `recstream stack up` (or your own servers) and `recstream schema apply`. "
+            "Serves the ops page /ops, /metrics, /healthz and /readyz on RECSTREAM_WEB_HOST:port; "
+            "logs go to stderr as RECSTREAM_LOG_FORMAT (json or text)."
         ),
     )
     p.add_argument("--web-port", type=int, help="web server port (default RECSTREAM_WEB_PORT, 6066)")
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from streams.topics import ensure_topics
 
     settings = load_settings(web_port=args.web_port)
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr)
+    logs.configure(settings)  # the Faust worker re-applies the same config (app.conf.logging_config)
     ensure_topics(settings)
 
     async def factory(app: object) -> object:
@@ -69,5 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
     app = create_app(settings, factory)
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+    # No terminal spinner: it writes escape codes between log lines and, at WARNING and above,
+    # lowers the root logger to DEBUG to spin on every record.
+    worker.spinner = None
     worker.execute_from_commandline()
     return 0
