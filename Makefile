@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 DATASET ?= deploy/local/sample/movielens
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-unit lint format demo bench stack-up stack-down stack-status clean
+.PHONY: help install test test-unit lint audit format demo bench stack-up stack-down stack-status clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -24,10 +24,15 @@ test: install ## Run the whole suite against real Kafka, Cassandra and Triton (s
 test-unit: install ## Run only the tests that need no server
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
-lint: install ## ruff format check, ruff lint, mypy
+lint: install ## ruff format check, ruff lint, mypy, dependency audit (warns if its service is unreachable)
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 	$(PY) -m mypy recstream streams encoders serving schemas deploy
+	@$(MAKE) --no-print-directory audit AUDIT_IF_UNREACHABLE=warn
+
+AUDIT_IF_UNREACHABLE ?= fail
+audit: install ## pip-audit of the locked dependencies; exceptions only in deploy/local/audit.py
+	$(PY) -m deploy.local.audit --if-unreachable $(AUDIT_IF_UNREACHABLE)
 
 format: install ## Apply ruff formatting and safe fixes
 	$(PY) -m ruff format .

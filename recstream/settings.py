@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,12 +30,59 @@ class SettingsError(ValueError):
     """Raised when the environment holds an invalid or unknown ``RECSTREAM_*`` setting."""
 
 
+#: Secret settings (``SecretStr``: masked in ``repr``, dumps and ``recstream config``).
+SECRET_FIELDS = ("kafka_sasl_password", "cassandra_password")
+#: ``*_file`` setting -> the secret it fills (read once at start-up).
+SECRET_FILE_FIELDS = {
+    "kafka_sasl_password_file": "kafka_sasl_password",
+    "cassandra_password_file": "cassandra_password",
+}
+
+
+def read_secret_file(path: Path, setting: str) -> str:
+    """The secret held by ``path``: its whole content minus one trailing newline.
+
+    Raises:
+        ValueError: The file cannot be read, is empty or holds more than one line. The message
+            names the setting and the path, never the content.
+    """
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ValueError(f"{setting}: cannot read {path} ({reason})") from None
+    value = raw.removesuffix("\n").removesuffix("\r")
+    if not value:
+        raise ValueError(f"{setting}: {path} is empty")
+    if "\n" in value or "\r" in value:
+        raise ValueError(f"{setting}: {path} holds more than one line")
+    return value
+
+
+def _describe_errors(exc: ValidationError) -> str:
+    """A validation error without the input values (they may hold secrets)."""
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        where = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{ENV_PREFIX}{where.upper()}: {msg}" if where else msg)
+    return "; ".join(lines)
+
+
 class Settings(BaseSettings):
     """Typed, frozen settings. See the README's configuration table for every field."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, frozen=True, extra="forbid", case_sensitive=False
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: Any, init_settings: Any, *_: Any, **__: Any
+    ) -> tuple[Any, ...]:
+        """Only the values :func:`load_settings` passes: it reads the environment itself, so a
+        private ``environ`` (tests, a second deployment) is not mixed with ``os.environ``."""
+        return (init_settings,)
 
     # --- local stack -------------------------------------------------------------------
     stack_dir: Path = Field(REPO_ROOT / ".stack", description="State, logs and pids of the local stack.")
@@ -59,7 +106,18 @@ class Settings(BaseSettings):
     )
     kafka_sasl_username: str | None = Field(None, description="SASL user name.")
     kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (never logged).")
-    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle for Kafka TLS.")
+    kafka_sasl_password_file: Path | None = Field(
+        None, description="File holding the SASL password (instead of `..._SASL_PASSWORD`)."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="CA bundle for Kafka TLS (default: the system's CAs)."
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        None, description="Client certificate (PEM) for mutual TLS with Kafka, optional."
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        None, description="Private key (PEM) of the Kafka client certificate."
+    )
     topic_click: str = Field("events.click", description="Input topic of click events.")
     topic_upload: str = Field("events.upload", description="Input topic of upload events.")
     topic_review: str = Field("events.review", description="Input topic of review events.")
@@ -87,7 +145,12 @@ class Settings(BaseSettings):
     )
     cassandra_username: str | None = Field(None, description="Cassandra user (PasswordAuthenticator).")
     cassandra_password: SecretStr | None = Field(None, description="Cassandra password (never logged).")
-    cassandra_ssl_cafile: Path | None = Field(None, description="CA bundle for Cassandra TLS.")
+    cassandra_password_file: Path | None = Field(
+        None, description="File holding the Cassandra password (instead of `..._PASSWORD`)."
+    )
+    cassandra_ssl_cafile: Path | None = Field(
+        None, description="CA bundle for Cassandra TLS; setting it turns TLS on."
+    )
     cassandra_max_concurrency: int = Field(64, ge=1, description="In-flight async statements.")
 
     # --- Triton ------------------------------------------------------------------------
@@ -106,7 +169,11 @@ class Settings(BaseSettings):
 
     # --- recommendation ----------------------------------------------------------------
     k: int = Field(20, ge=1, le=1000, description="Length of published lists (top-K).")
-    decay_tau_s: float = Field(7 * 24 * 3600.0, gt=0, description="Time constant of user-state decay.")
+    decay_tau_s: float = Field(
+        7 * 24 * 3600.0,
+        gt=0,
+        description="Time constant of user-state decay; unset: the served model's trained decay.",
+    )
     weight_click: float = Field(1.0, gt=0, description="Update weight of a click (times its own weight).")
     weight_review: float = Field(1.0, gt=0, description="Update weight of a review.")
     weight_upload: float = Field(0.5, gt=0, description="Update weight of an upload for its uploader.")
@@ -132,7 +199,7 @@ class Settings(BaseSettings):
     # --- worker ------------------------------------------------------------------------
     web_host: str = Field("127.0.0.1", description="Worker web server bind address.")
     web_port: int = Field(6066, ge=1, le=65535, description="Worker web server port.")
-    batch_size: int = Field(64, ge=1, description="Events per stream.take batch.")
+    batch_size: int = Field(256, ge=1, description="Most events per stream.take batch.")
     batch_timeout_s: float = Field(0.005, gt=0, description="Max wait to fill a batch.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["json", "text"] = Field("json", description="json (structured) or text logs.")
@@ -144,12 +211,41 @@ class Settings(BaseSettings):
             raise ValueError("must name at least one host")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: Any) -> Any:
+        """Fill each secret from its ``*_file`` setting (never both)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for file_field, secret_field in SECRET_FILE_FIELDS.items():
+            path = data.get(file_field)
+            if path is None or str(path) == "":
+                data.pop(file_field, None)
+                continue
+            if data.get(secret_field) not in (None, ""):
+                raise ValueError(
+                    f"set {ENV_PREFIX}{secret_field.upper()} or {ENV_PREFIX}{file_field.upper()}, not both"
+                )
+            data[secret_field] = read_secret_file(Path(str(path)), ENV_PREFIX + file_field.upper())
+        return data
+
     @model_validator(mode="after")
     def _check_security(self) -> Settings:
         if self.kafka_security_protocol.startswith("SASL") and not (
             self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
         ):
             raise ValueError("SASL protocols need kafka_sasl_mechanism, _username and _password")
+        tls_files = [self.kafka_ssl_cafile, self.kafka_ssl_certfile, self.kafka_ssl_keyfile]
+        if self.kafka_security_protocol not in ("SSL", "SASL_SSL") and any(tls_files):
+            raise ValueError(
+                f"Kafka TLS files are set but kafka_security_protocol={self.kafka_security_protocol} "
+                "uses no TLS (use SSL or SASL_SSL)"
+            )
+        if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
+            raise ValueError("kafka_ssl_keyfile needs kafka_ssl_certfile")
+        if bool(self.cassandra_username) != bool(self.cassandra_password):
+            raise ValueError("cassandra_username and cassandra_password (or _password_file) go together")
         return self
 
     @property
@@ -196,7 +292,8 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
         # environment a second time, so tests can pass a private environ.
         return Settings.model_validate(values)
     except ValidationError as exc:
-        raise SettingsError(str(exc)) from exc
+        # str(exc) would quote the input values, secrets included: name the fields only.
+        raise SettingsError(_describe_errors(exc)) from None
 
 
 @lru_cache(maxsize=1)

@@ -4,7 +4,8 @@ Hierarchy::
 
     StreamError                  base of every stream-processor failure
     ├── StateError               the state store failed (wraps the driver error)
-    │   └── SchemaVersionError   the keyspace holds another CQL schema version
+    │   ├── SchemaVersionError   the keyspace holds another CQL schema version
+    │   └── StateConnectionError Cassandra refused the connection (credentials, TLS, down)
     ├── CatalogError             the retrieval index was misused (dimension mismatch, ...)
     └── ReplayError              a dataset replay could not produce its events
 """
@@ -22,6 +23,10 @@ class StateError(StreamError):
 
 class SchemaVersionError(StateError):
     """The keyspace's schema version is not the one this code expects."""
+
+
+class StateConnectionError(StateError):
+    """No connection to Cassandra: refused credentials, a TLS failure or no reachable node."""
 
 
 class CatalogError(StreamError, ValueError):

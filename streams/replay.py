@@ -226,18 +226,9 @@ class JsonlSink(_SinkBase):
 
 
 def _kafka_config(settings: Settings) -> dict[str, Any]:
-    cfg: dict[str, Any] = {
-        "bootstrap_servers": [h.strip() for h in settings.kafka_bootstrap_servers.split(",")],
-        "security_protocol": settings.kafka_security_protocol,
-    }
-    if settings.kafka_sasl_mechanism:
-        cfg["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        cfg["sasl_plain_username"] = settings.kafka_sasl_username
-        if settings.kafka_sasl_password is not None:
-            cfg["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
-    if settings.kafka_ssl_cafile:
-        cfg["ssl_cafile"] = str(settings.kafka_ssl_cafile)
-    return cfg
+    from streams.kafka_config import kafka_python_config  # one place for TLS and SASL settings
+
+    return kafka_python_config(settings)
 
 
 class KafkaEventSink(_SinkBase):

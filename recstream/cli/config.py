@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
-from recstream.settings import ENV_PREFIX, Settings, load_settings
+from recstream.security import MASK
+from recstream.settings import ENV_PREFIX, SECRET_FIELDS, Settings, load_settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,5 +62,17 @@ def run(args: argparse.Namespace) -> int:
     if args.markdown:
         print(markdown_table())
         return 0
-    print(json.dumps(load_settings().model_dump(mode="json"), indent=2, default=str))
+    print(json.dumps(effective_settings(load_settings()), indent=2, default=str))
     return 0
+
+
+def effective_settings(settings: Settings) -> dict[str, Any]:
+    """Every setting as JSON values, each secret replaced by a mask (null when unset).
+
+    Secrets are masked by name here, not only by their ``SecretStr`` type, so the output stays
+    safe even if a serializer for the type changes.
+    """
+    out = settings.model_dump(mode="json")
+    for name in SECRET_FIELDS:
+        out[name] = None if getattr(settings, name) is None else MASK
+    return out

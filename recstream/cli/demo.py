@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from serving.repository import latest_trained
     from streams.datasets import load_movielens, parse_dataset_arg
     from streams.demo import LiveLists, most_active_users
+    from streams.kafka_config import kafka_python_config
     from streams.replay import KafkaEventSink, Pacer, movielens_events
     from streams.state.cassandra import apply_schema
     from streams.topics import ensure_topics
@@ -112,9 +113,9 @@ def run(args: argparse.Namespace) -> int:
         live = LiveLists(users, {str(m.movie_id): m.title for m in ml.movies.values()})
         consumer = KafkaConsumer(
             settings.topic_recs,
-            bootstrap_servers=settings.kafka_bootstrap_servers,
             auto_offset_reset="latest",
             group_id=None,
+            **kafka_python_config(settings),
         )
         consumer.poll(timeout_ms=1000)  # join the partitions before the first event is produced
         stop = threading.Event()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from recstream.settings import load_settings
 
@@ -22,6 +23,12 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "show":
         print(";\n\n".join(cql_statements(settings)) + ";")
         return 0
-    version = apply_schema(settings)
+    from streams.errors import StateConnectionError
+
+    try:
+        version = apply_schema(settings)
+    except StateConnectionError as exc:
+        print(f"recstream schema: {exc}", file=sys.stderr)
+        return 1
     print(f"keyspace {settings.cassandra_keyspace}: schema version {version}")
     return 0

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cassandra import ConsistencyLevel
+from cassandra import AuthenticationFailed, ConsistencyLevel
 from cassandra.auth import PlainTextAuthProvider
-from cassandra.cluster import Cluster, ResponseFuture, Session
+from cassandra.cluster import Cluster, NoHostAvailable, ResponseFuture, Session
 from cassandra.query import PreparedStatement
 
+from recstream.security import MaskedStr, SecurityConfigError, client_ssl_context
 from recstream.settings import Settings
-from streams.errors import SchemaVersionError, StateError
+from streams.errors import SchemaVersionError, StateConnectionError, StateError
 from streams.state.base import ItemRecord, StateStore, StoredList, UserState
 
 CQL_DIR = Path(__file__).resolve().parent / "cql"
@@ -38,26 +40,77 @@ def cql_statements(settings: Settings) -> list[str]:
     return [stmt for stmt in out if stmt]
 
 
-def connect(settings: Settings) -> tuple[Cluster, Session]:
-    """A driver session configured from settings (auth and TLS when set)."""
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """``auth_provider`` and ``ssl_context`` for :class:`cassandra.cluster.Cluster` from settings.
+
+    Password authentication when ``cassandra_username`` is set; TLS (verifying the node's
+    certificate and host name against ``cassandra_ssl_cafile``) when that file is set.
+
+    Raises:
+        recstream.security.SecurityConfigError: The CA file is missing or unusable.
+    """
     auth = None
     if settings.cassandra_username and settings.cassandra_password:
         auth = PlainTextAuthProvider(
-            settings.cassandra_username, settings.cassandra_password.get_secret_value()
+            settings.cassandra_username, MaskedStr(settings.cassandra_password.get_secret_value())
         )
-    ssl_context = None
-    if settings.cassandra_ssl_cafile:
-        import ssl
+    ssl_context = client_ssl_context(settings.cassandra_ssl_cafile) if settings.cassandra_ssl_cafile else None
+    return {"auth_provider": auth, "ssl_context": ssl_context}
 
-        ssl_context = ssl.create_default_context(cafile=str(settings.cassandra_ssl_cafile))
+
+def describe_connect_failure(settings: Settings, exc: BaseException) -> str:
+    """One clear line for a failed connection: which node, and what to check in the settings."""
+    where = f"cassandra at {settings.cassandra_contact_points}:{settings.cassandra_port}"
+    causes = list(exc.errors.values()) if isinstance(exc, NoHostAvailable) and exc.errors else [exc]
+    for cause in causes:
+        text = str(cause)
+        if isinstance(cause, AuthenticationFailed) or "Bad credentials" in text:
+            user = settings.cassandra_username or "(none)"
+            return (
+                f"{where} refused the credentials of user {user!r}: check RECSTREAM_CASSANDRA_USERNAME "
+                "and RECSTREAM_CASSANDRA_PASSWORD (or _PASSWORD_FILE)"
+            )
+        if "requires authentication" in text or "Required authentication" in text:
+            return (
+                f"{where} requires a user name and password: set RECSTREAM_CASSANDRA_USERNAME and _PASSWORD"
+            )
+        if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
+            return (
+                f"{where}: the node's TLS certificate is not trusted ({text}); "
+                "check RECSTREAM_CASSANDRA_SSL_CAFILE"
+            )
+        if isinstance(cause, ssl.SSLError):
+            return f"{where}: TLS handshake failed ({text}); does the node have client encryption enabled?"
+    hint = (
+        "; if the node requires TLS, set RECSTREAM_CASSANDRA_SSL_CAFILE"
+        if settings.cassandra_ssl_cafile is None
+        else ""
+    )
+    return f"{where} is not reachable ({'; '.join(str(c) for c in causes)}){hint}"
+
+
+def connect(settings: Settings) -> tuple[Cluster, Session]:
+    """A driver session configured from settings (auth and TLS when set).
+
+    Raises:
+        StateConnectionError: No session could be opened (refused credentials, TLS failure, no
+            node reachable); the message says what to check and never holds the password.
+    """
+    try:
+        options = connection_options(settings)
+    except SecurityConfigError as exc:
+        raise StateConnectionError(f"cassandra: {exc}") from exc
     cluster = Cluster(
         settings.cassandra_hosts,
         port=settings.cassandra_port,
-        auth_provider=auth,
-        ssl_context=ssl_context,
         connect_timeout=10,
+        **options,
     )
-    return cluster, cluster.connect()
+    try:
+        return cluster, cluster.connect()
+    except Exception as exc:
+        cluster.shutdown()
+        raise StateConnectionError(describe_connect_failure(settings, exc)) from exc
 
 
 def apply_schema(settings: Settings) -> int:
