@@ -27,7 +27,7 @@ class UserStatePolicy:
         include_reviews: Whether reviews update the state at all.
     """
 
-    tau_s: float = 7 * 24 * 3600.0
+    tau_s: float = 120.0  # chosen on validation before the cut (README, "Evaluation")
     weight_click: float = 1.0
     weight_review: float = 1.0
     rating_power: float = 0.0
@@ -39,12 +39,17 @@ class UserStatePolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> UserStatePolicy:
-        """Policy with tau and weights from the settings; ``overrides`` win."""
+        """Policy with weights from the settings; ``overrides`` win.
+
+        The decay is the settings' only when ``RECSTREAM_DECAY_TAU_S`` is set explicitly;
+        otherwise this class's default, the value validated for training.
+        """
         base: dict[str, Any] = {
-            "tau_s": settings.decay_tau_s,
             "weight_click": settings.weight_click,
             "weight_review": settings.weight_review,
         }
+        if "decay_tau_s" in settings.model_fields_set:
+            base["tau_s"] = settings.decay_tau_s
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
 

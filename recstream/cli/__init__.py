@@ -26,7 +26,9 @@ COMMANDS: tuple[str, ...] = (
     "validate",
     "replay",
     "train",
+    "model",
     "eval",
+    "soak",
 )
 
 

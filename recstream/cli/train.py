@@ -43,7 +43,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--dim", type=int, default=d.out_dim, help="item-embedding width (64-128)")
     p.add_argument("--window", type=int, default=d.window, help="events replayed per example")
     p.add_argument("--id-dropout", type=float, default=d.id_dropout)
-    p.add_argument("--tau-s", type=float, default=None, help="decay (default: settings)")
+    p.add_argument(
+        "--tau-s",
+        type=float,
+        default=None,
+        help=f"user-state decay in seconds (default: RECSTREAM_DECAY_TAU_S if set, else {d.policy.tau_s:g}, "
+        "chosen on validation data before the cut)",
+    )
     p.add_argument("--weight-click", type=float, default=None, help="default: settings")
     p.add_argument("--rating-power", type=float, default=d.policy.rating_power)
     p.add_argument("--threads", type=int, default=2, help="torch threads")

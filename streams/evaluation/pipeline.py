@@ -237,23 +237,28 @@ class SnapshotFrozen:
         return [i for i, _ in self.index.search(emb[None, :], k, [exclude])[0]]
 
 
-def served_artefact(model_dir: Path, version: str, scratch: Path) -> Path:
-    """The artefact folder of the model version Triton serves.
+def served_artefact(settings: Settings, version: str, scratch: Path) -> Path:
+    """The artefact folder of the fusion model version Triton serves.
 
-    A trained version is looked up in ``model_dir`` (``fusion/<n>/meta.json``); the untrained
-    fallback is re-created in ``scratch`` (it is seeded, so it equals the served one).
+    Looked up in the local Triton model repository (where served versions are staged, hot-swapped
+    ones included), then in ``model_dir``; the untrained fallback is re-created in ``scratch``
+    (it is seeded, so it equals the served one).
 
     Raises:
-        PipelineEvalError: No artefact in ``model_dir`` has that version.
+        PipelineEvalError: No artefact with that version is found.
     """
     from serving.pipelines import UNTRAINED_VERSION, write_untrained
 
-    if version == UNTRAINED_VERSION:
-        return write_untrained(scratch / "untrained")
-    for meta in sorted((model_dir / "fusion").glob("*/meta.json")):
+    repo = settings.stack_dir / "triton" / "model_repository" / "fusion"
+    for meta in [
+        *sorted(repo.glob("*/artefact/meta.json")),
+        *sorted((settings.model_dir / "fusion").glob("*/meta.json")),
+    ]:
         if json.loads(meta.read_text()).get("model_version") == version:
             return meta.parent
-    raise PipelineEvalError(f"Triton serves {version}, which is not in {model_dir}/fusion")
+    if version == UNTRAINED_VERSION:
+        return write_untrained(scratch / "untrained")
+    raise PipelineEvalError(f"Triton serves {version}, found neither in {repo} nor in {settings.model_dir}")
 
 
 async def served_info(settings: Settings) -> FusionInfo:

@@ -23,6 +23,8 @@ def test_from_settings_and_dict_round_trip() -> None:
     p = UserStatePolicy.from_settings(s, rating_power=1.0, weight_review=None)
     assert (p.tau_s, p.weight_click, p.weight_review, p.rating_power) == (3600.0, 0.7, 1.0, 1.0)
     assert UserStatePolicy.from_dict({**p.to_dict(), "future_field": 1}) == p
+    # Without an explicit RECSTREAM_DECAY_TAU_S the validated training default applies.
+    assert UserStatePolicy.from_settings(load_settings({})).tau_s == UserStatePolicy().tau_s == 120.0
 
 
 def test_invalid() -> None:

@@ -22,7 +22,7 @@ SAMPLE = REPO_ROOT / "deploy" / "local" / "sample" / "movielens"
 def test_inprocess_and_pipeline_modes_agree(stack: Settings, tmp_path: Path) -> None:
     settings = stack.model_copy(update={"k": 10})
     info = asyncio.run(served_info(settings))
-    artefact = served_artefact(settings.model_dir, info.version, tmp_path)
+    artefact = served_artefact(settings, info.version, tmp_path)
     ml = load_movielens(SAMPLE)
     events = list(ordered_events(ml))[:900]
     cut = events[500][0]
