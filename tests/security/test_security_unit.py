@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.server
 import json
 import os
 import socket
@@ -16,13 +17,16 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
 
-from deploy.local.audit import evaluate
+from deploy.local import audit
+from deploy.local.audit import evaluate, evaluate_latest_only, fetch_projects, read_pins, service_unreachable
 from deploy.local.errors import StackError
 from deploy.local.kafka import BROKER_USER, KafkaService, scram_credential, security_properties
 from deploy.local.tls import LocalTls, ensure_local_tls, subject_alt_names
@@ -469,3 +473,202 @@ def test_audit_never_passes_silently_when_packages_were_not_audited() -> None:
     warned = evaluate(offline, ignored={}, if_unreachable="warn")
     assert warned.ok and "nothing was audited" in warned.lines[0] and warned.lines[0].startswith("WARNING")
     assert not evaluate({"dependencies": []}, ignored={}).ok
+
+
+# PyPI project JSON documents as the fallback reads them (``/pypi/<name>/json``: the latest release).
+_VULN = {
+    "id": "PYSEC-2099-1",
+    "aliases": ["CVE-2099-1"],
+    "fixed_in": ["2.1"],
+    "link": "https://osv.dev/vulnerability/PYSEC-2099-1",
+    "withdrawn": None,
+}
+
+
+def _project(latest: str, *vulns: Mapping[str, object]) -> dict[str, object]:
+    return {"info": {"version": latest}, "vulnerabilities": list(vulns)}
+
+
+def test_fallback_trusts_the_project_json_only_for_the_latest_release() -> None:
+    pins = [("a", "1.0"), ("b", "2.0"), ("c", "0.9")]
+    answers = {"a": _project("1.0"), "b": _project("2.0", _VULN), "c": _project("1.0", _VULN)}
+    bad = evaluate_latest_only(pins, answers, ignored={})
+    assert not bad.ok
+    assert any(
+        ln.startswith("VULNERABLE  b 2.0: PYSEC-2099-1 (fixed in: 2.1) https://osv") for ln in bad.lines
+    )
+    # c's advisory belongs to 1.0; nothing is known about 0.9 here: neither vulnerable nor clean.
+    assert "NOT AUDITED  c: installed 0.9, latest 1.0" in bad.lines
+    assert not any("VULNERABLE  c" in ln for ln in bad.lines)
+    assert any(
+        ln.startswith("PARTIAL AUDIT: 2 of 3 packages audited") and ln.endswith(": c") for ln in bad.lines
+    )
+
+    accepted = evaluate_latest_only(pins[:2], answers, ignored={"CVE-2099-1": "not reachable: reason"})
+    assert accepted.ok and any(ln.startswith("ignored  b 2.0") and "reason" in ln for ln in accepted.lines)
+    assert accepted.lines[-1] == "audit: all 2 packages audited (latest releases; no known vulnerability)"
+
+    withdrawn = _project("2.0", {**_VULN, "withdrawn": "2099-01-02T00:00:00Z"})
+    assert evaluate_latest_only([("b", "2.0")], {"b": withdrawn}, ignored={}).ok
+
+
+def test_fallback_partial_audit_passes_but_says_so_and_never_counts_gaps_as_clean() -> None:
+    pins = [("a", "1.0"), ("old", "1.0"), ("gone", "1.0"), ("novulndata", "1.0"), ("inhouse", "0.1")]
+    answers: dict[str, audit.Answer] = {
+        "a": _project("1.0"),
+        "old": _project("3.0"),
+        "gone": "HTTP 404 from https://pypi.org/pypi/gone/json",
+        "novulndata": {"info": {"version": "1.0"}},  # a mirror that serves no advisories
+    }
+    v = evaluate_latest_only(
+        pins,
+        answers,
+        other=["pkg @ file:///x.whl"],
+        ignored={"GHSA-x": "y"},
+        unauditable={"inhouse": "built here"},
+    )
+    assert v.ok
+    text = "\n".join(v.lines)
+    assert "NOT AUDITED  old: installed 1.0, latest 3.0" in text
+    assert "NOT AUDITED  gone: HTTP 404" in text
+    assert "NOT AUDITED  novulndata: the answer carries no latest version or no vulnerability data" in text
+    assert "NOT AUDITED  pkg @ file:///x.whl: not a release pin" in text
+    assert "exempt (UNAUDITABLE in deploy/local/audit.py): inhouse" in text
+    assert (
+        "PARTIAL AUDIT: 1 of 5 packages audited (latest releases; no known vulnerability); 4 NOT AUDITED: "
+        in text
+    )
+    assert "4 packages above were NOT checked" in v.lines[-1]
+    # An unused ignore entry may belong to a package that was not audited: not called stale.
+    assert "GHSA-x matched none of the audited packages (partial audit)" in text
+
+
+def test_fallback_with_nothing_audited_follows_if_unreachable() -> None:
+    pins = [("a", "1.0"), ("b", "1.0")]
+    down = {"a": "no answer ([Errno -2] Name or service not known)", "b": "no answer (timed out)"}
+    failed = evaluate_latest_only(pins, down, ignored={}, if_unreachable="fail")
+    assert not failed.ok and failed.lines == [
+        "ERROR: the fallback (PyPI project JSON) could audit none of the 2 packages "
+        "(first: a: no answer ([Errno -2] Name or service not known)); nothing was audited"
+    ]
+    warned = evaluate_latest_only(pins, down, ignored={}, if_unreachable="warn")
+    assert warned.ok and warned.lines[0].startswith("WARNING") and "nothing was audited" in warned.lines[0]
+    all_old = {"a": _project("2.0"), "b": _project("2.0")}
+    assert not evaluate_latest_only(pins, all_old, ignored={}, if_unreachable="fail").ok
+    assert not evaluate_latest_only([], {}, ignored={}).ok
+
+
+def test_audit_reads_pins_and_knows_when_pip_audit_reached_nothing() -> None:
+    pins, other = read_pins(
+        "# frozen\nFoo_Bar==1.0\nbaz[extra]==2.0 ; python_version >= '3'\n"
+        "--index-url https://x\nqux @ file:///tmp/qux.whl\n-e git+https://x/y#egg=y\n\n"
+    )
+    assert pins == [("Foo_Bar", "1.0"), ("baz", "2.0")]
+    assert other == ["qux @ file:///tmp/qux.whl", "-e git+https://x/y#egg=y"]
+    assert audit.canonical_name("Foo_Bar.baz") == "foo-bar-baz"
+    skipped = {"name": "x", "skip_reason": "Dependency not found on PyPI"}
+    assert "none of the 2 packages" in (service_unreachable({"dependencies": [skipped, skipped]}) or "")
+    assert service_unreachable({"dependencies": [_dep("a"), skipped]}) is None  # judged by evaluate()
+    assert service_unreachable({"dependencies": []}) is None
+
+
+class _CannedPyPI(http.server.BaseHTTPRequestHandler):
+    """``/pypi/<name>/json``: ``ok`` answers, ``flaky`` fails once with 503, anything else 404."""
+
+    hits: ClassVar[dict[str, int]] = {}
+
+    def do_GET(self) -> None:
+        name = self.path.split("/")[2]
+        self.hits[name] = self.hits.get(name, 0) + 1
+        if name == "flaky" and self.hits[name] == 1:
+            self.send_error(503)
+            return
+        if name not in ("ok", "flaky"):
+            self.send_error(404)
+            return
+        body = json.dumps({**_project("1.0", _VULN), "releases": {"1.0": []}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_fallback_fetch_reduces_documents_retries_5xx_and_stops_when_nobody_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("no_proxy", "*")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CannedPyPI)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(
+            audit, "PYPI_PROJECT_JSON", f"http://127.0.0.1:{server.server_port}/pypi/{{name}}/json"
+        )
+        got = fetch_projects(["ok", "flaky", "Missing_One"], workers=4, timeout_s=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert got["ok"] == got["flaky"] == {"info": {"version": "1.0"}, "vulnerabilities": [_VULN]}
+    assert _CannedPyPI.hits["flaky"] == 2
+    assert isinstance(got["Missing_One"], str) and got["Missing_One"].startswith("HTTP 404")
+    assert "/pypi/missing-one/json" in got["Missing_One"]  # PEP 503 name
+
+    # A server that accepts but never answers: the first `workers` requests time out, the rest
+    # are not even sent, so the fallback stays quick when the network is black-holed.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    try:
+        monkeypatch.setattr(
+            audit, "PYPI_PROJECT_JSON", f"http://127.0.0.1:{silent.getsockname()[1]}/{{name}}"
+        )
+        started = time.monotonic()
+        got = fetch_projects([f"p{i}" for i in range(40)], workers=4, timeout_s=0.3, deadline_s=20)
+        took = time.monotonic() - started
+    finally:
+        silent.close()
+    assert took < 3, took
+    assert all(isinstance(a, str) for a in got.values())
+    assert sum("did not answer the first 4 requests" in str(a) for a in got.values()) >= 36
+
+
+def test_audit_main_falls_back_when_pip_audit_reaches_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("a==1.0\nold==1.0\n")
+    offline = {
+        "dependencies": [{"name": n, "skip_reason": "Dependency not found on PyPI"} for n in ("a", "old")]
+    }
+    monkeypatch.setattr(audit, "run_pip_audit", lambda *a: (offline, ""))
+    answers: dict[str, audit.Answer] = {"a": _project("1.0"), "old": _project("2.0")}
+    monkeypatch.setattr(audit, "fetch_projects", lambda names: {n: answers[n] for n in names})
+    assert audit.main(["--lock", str(lock)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "falling back to PyPI's project JSON" in out and "NOT AUDITED  old: installed 1.0, latest 2.0" in out
+    )
+    assert "PARTIAL AUDIT: 1 of 2 packages audited" in out
+
+    answers["a"] = _project("1.0", _VULN)
+    assert audit.main(["--lock", str(lock)]) == 1
+    assert "VULNERABLE  a 1.0: PYSEC-2099-1" in capsys.readouterr().err
+
+    # pip-audit crashed on the network (OSV unresolvable) is the same as unreachable; crashed for
+    # another reason (a bad lock) is an error as before; a real report is used as is.
+    monkeypatch.setattr(
+        audit, "run_pip_audit", lambda *a: (None, "pip-audit failed (exit 1): NameResolutionError")
+    )
+    assert audit.main(["--lock", str(lock), "--service", "osv"]) == 1
+
+    def bad_lock(*a: object) -> tuple[None, str]:
+        raise audit.PipAuditFailed("pip-audit failed (exit 1): package a has duplicate requirements")
+
+    monkeypatch.setattr(audit, "run_pip_audit", bad_lock)
+    assert audit.main(["--lock", str(lock)]) == 2
+    assert "duplicate requirements" in capsys.readouterr().err
+    monkeypatch.setattr(audit, "run_pip_audit", lambda *a: ({"dependencies": [_dep("a"), _dep("old")]}, ""))
+    assert audit.main(["--lock", str(lock)]) == 0
+    assert "audit: 2 packages audited, no known vulnerabilities" in capsys.readouterr().out
