@@ -115,7 +115,7 @@ def write_report(report: dict[str, Any], result: RunResult, out: Path) -> dict[s
     md = out.with_suffix(".md")
     png = out.with_suffix(".png")
     plot_rolling_hr(result, png)
-    report = {**report, "files": {"markdown": str(md), "plot": str(png)}}
+    report = {**report, "files": {"markdown": md.name, "plot": png.name}}  # beside the JSON
     out.write_text(json.dumps(report, indent=1, sort_keys=False) + "\n")
     md.write_text(markdown_table(report))
     return {"json": out, "markdown": md, "plot": png}
