@@ -109,7 +109,20 @@ def test_check_trained_before_cut() -> None:
         check_trained_before_cut({}, 0.8, 100, "movielens:x")
 
 
-def test_mode_accepts_only_inprocess(capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_mode_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
-        main(["eval", "--dataset", f"movielens:{SAMPLE}", "--mode", "pipeline"])
+        main(["eval", "--dataset", f"movielens:{SAMPLE}", "--mode", "offline"])
     assert exit_.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_pipeline_mode_refuses_a_model_trained_past_the_cut(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The leak check runs before any server is contacted.
+    model = tmp_path / "m"
+    model.mkdir()
+    meta = {"model_version": "fusion-v9", "trained_until_order": 10**9, "cut_frac": 0.8}
+    (model / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(SystemExit) as exit_:
+        main(["eval", "--dataset", f"movielens:{SAMPLE}", "--mode", "pipeline", "--model", str(model)])
+    assert exit_.value.code == 2 and "after the evaluation cut" in capsys.readouterr().err
