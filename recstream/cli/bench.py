@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
+    import os
+
     import matplotlib.pyplot as plt
 
     from deploy.local.stack import Stack
@@ -39,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from streams.bench_stream import StreamBenchConfig, run_stream_benchmarks
 
     settings = load_settings()
+    load_before = os.getloadavg()[0]
     started = Stack(settings).up(lambda m: print(f"[stack] {m}"))
     try:
         triton = asyncio.run(bench_triton(settings, args.seconds, args.repeats))
@@ -56,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if started:
             Stack(settings, started).down()
+    load_after = os.getloadavg()[0]
     rows = [*triton.values(), cass]
     ratio = triton["text_dynamic_c16"].ops_per_s / triton["text_batch1"].ops_per_s
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -68,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         "results": {k: asdict(v) for k, v in {**triton, "cassandra_upserts": cass}.items()},
         "text_dynamic_batching_ratio": ratio,
         "stream": stream,
+        "load_average_1m": {"start": load_before, "end": load_after},
     }
     header = "| benchmark | ops/s | p50 ms | p99 ms | ops measured |\n|---|---:|---:|---:|---:|"
     table = "\n".join(
@@ -94,7 +99,9 @@ def run(args: argparse.Namespace) -> int:
         "Produced by `make bench` (`recstream bench`); figures are medians over repeated runs on a\n"
         "shared machine, so compare ratios measured in one run rather than absolute numbers.\n\n"
         f"- Date: {when}\n- Machine: {report['machine']}\n- Device: {report['device']}\n"
-        f"- Each loop: {args.seconds:.0f} s, {args.repeats} repeats\n\n"
+        f"- Each loop: {args.seconds:.0f} s, {args.repeats} repeats\n"
+        f"- Load average (1 min) at start / end: {load_before:.2f} / {load_after:.2f} (2 cores; "
+        "anything else running on the machine shows here)\n\n"
         f"{table}\n\n"
         f"Text encoder, dynamic batching at concurrency 16 vs batch 1: **{ratio:.2f}x** (target >= 3x).\n\n"
         f"{stream_md}\n"
