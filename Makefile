@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 DATASET ?= deploy/local/sample/movielens
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-unit lint audit format demo bench stack-up stack-down stack-status clean
+.PHONY: help install test test-unit chaos lint audit format demo bench stack-up stack-down stack-status clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -17,12 +17,17 @@ help: ## List the targets
 
 install: .venv/.installed ## Create .venv/ with every dependency and the `recstream` command (cached: seconds the second time)
 
-test: install ## Run the whole suite against real Kafka, Cassandra and Triton (started if not up)
-	@set +e; $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+test: install ## Run the whole suite against real Kafka, Cassandra and Triton (started if not up; minutes-long chaos tests excluded)
+	@set +e; $(PY) -m pytest -m "not long" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 test-unit: install ## Run only the tests that need no server
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+chaos: install ## Fault injection on an isolated second stack (tests/chaos): reports/chaos/*.json, docs/RELIABILITY.md
+	@set +e; $(PY) -m pytest tests/chaos $(PYTEST_ARGS); rc=$$?; \
+	$(PY) -m tests.chaos.report; \
+	if [ $$rc -eq 5 ]; then echo "make chaos: pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 lint: install ## ruff format check, ruff lint, mypy, dependency audit (warns if its service is unreachable)
 	$(PY) -m ruff format --check .

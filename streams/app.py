@@ -38,6 +38,9 @@ class RecstreamApp(faust.App):
         await super().on_start()
         if self.runtime is None and self.runtime_factory is not None:
             self.runtime = await self.runtime_factory(self)
+            # A click waiting for its item must not hold up a rebalance (which waits for the
+            # batches in flight) while the item's upload waits for that very rebalance.
+            self.runtime.processor.rebalancing = lambda: bool(self.rebalancing)
 
     async def on_stop(self) -> None:
         if self.ops_web is not None:
@@ -66,6 +69,9 @@ def create_app(settings: Settings, runtime_factory: Any) -> RecstreamApp:
         datadir=str(settings.stack_dir / "faust" / "{conf.name}-data"),
         broker_commit_every=1000,
         broker_commit_interval=1.0,
+        # A dead worker's partitions move after this long without heartbeats (Faust's default,
+        # 60 s, stalled them a minute; heartbeats run in the background every 3 s).
+        broker_session_timeout=15.0,
         stream_buffer_maxsize=max(4096, settings.batch_size * 4),
         # The worker's root logging (recstream.logs: JSON or text, secrets scrubbed); Faust's
         # worker applies it when it sets up logging, and adds no handlers of its own.

@@ -12,9 +12,11 @@ duplicates and their lists are recomputed and published again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+import zlib
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +48,36 @@ class Outcome:
     recs: RecsUpdated
     duplicate: bool
     embedded: bool
+
+
+class UserLocks:
+    """Serialises the read-modify-write of a user's state across concurrent batches.
+
+    The click, review and upload agents process their batches concurrently, and one user's
+    events arrive on all three topics: two batches holding the same user would both read the
+    old state and the later write would drop the other's events. Users map to a fixed number
+    of lock stripes, always taken in ascending order (no deadlock between batches).
+    """
+
+    def __init__(self, stripes: int = 1024) -> None:
+        self._locks = [asyncio.Lock() for _ in range(stripes)]
+
+    def stripes(self, users: Iterable[str]) -> list[int]:
+        """The sorted stripe numbers of ``users``."""
+        return sorted({zlib.crc32(u.encode("utf-8")) % len(self._locks) for u in users})
+
+    @contextlib.asynccontextmanager
+    async def hold(self, users: Iterable[str]) -> AsyncIterator[None]:
+        """Hold the locks of ``users`` for the body of an ``async with``."""
+        taken: list[asyncio.Lock] = []
+        try:
+            for i in self.stripes(users):
+                await self._locks[i].acquire()
+                taken.append(self._locks[i])
+            yield
+        finally:
+            for lock in reversed(taken):
+                lock.release()
 
 
 async def _timed(stage: str, op: Awaitable[None]) -> None:
@@ -96,6 +128,12 @@ class Processor:
         self.trending = Trending()
         self.clock = clock
         self.titles: dict[str, str] = {}
+        #: Batches currently retrying after a dependency failure (maintained by the runtime).
+        self.failing_batches = 0
+        self.user_locks = UserLocks()
+        #: Whether the worker's consumer group is rebalancing (set by the Faust app): a click
+        #: waiting for its item then stops waiting, since the rebalance waits for its batch.
+        self.rebalancing: Callable[[], bool] = lambda: False
 
     async def bootstrap(self) -> int:
         """Load the catalogue from the store into the index. Returns the item count."""
@@ -156,15 +194,25 @@ class Processor:
             )
         )
 
+    @property
+    def stalled(self) -> bool:
+        """Whether a dependency is failing now: a batch is retrying, or a model call is."""
+        return self.failing_batches > 0 or self.client.stalled
+
     async def _click_vectors(self, clicks: Sequence[ClickEvent]) -> dict[str, np.ndarray]:
         missing = {c.item_id for c in clicks if self.index.get(c.item_id) is None}
-        deadline = time.monotonic() + self.settings.unknown_item_wait_s
         # An upload and the first clicks on it travel on different topics (and may be embedded
         # by another worker): wait for the item rather than apply the click without it, which
         # would make the state depend on timing. Only a click on an item that never arrives
-        # is applied without an embedding (outcome "unknown_item").
-        while missing and time.monotonic() < deadline:
+        # is applied without an embedding (outcome "unknown_item"). Only healthy time counts
+        # against the wait: while Triton or Cassandra is down, the upload bringing the item is
+        # stuck as well, and giving up then would drop the click's embedding.
+        waited = 0.0
+        while missing and waited < self.settings.unknown_item_wait_s and not self.rebalancing():
+            t0 = time.monotonic()
             await asyncio.sleep(0.05)
+            if not self.stalled:
+                waited += time.monotonic() - t0
             missing = {m for m in missing if self.index.get(m) is None}
         out: dict[str, np.ndarray] = {}
         for c in clicks:
@@ -185,8 +233,17 @@ class Processor:
             return s.weight_review * ((event.rating / 5.0) if event.rating else 1.0)
         return s.weight_upload
 
-    async def process(self, batch: Sequence[Incoming]) -> list[Outcome]:
-        """Apply a batch and compute one list per event (see the module docstring)."""
+    async def process(
+        self, batch: Sequence[Incoming], *, defer: Callable[[Incoming], bool] | None = None
+    ) -> list[Outcome]:
+        """Apply a batch and compute one list per event (see the module docstring).
+
+        Args:
+            batch: Validated events with their Kafka positions.
+            defer: For a click whose item is still unknown after the wait: True leaves it out
+                (no outcome, state untouched; the caller re-queues it), False applies it without
+                the item's embedding. None: never defer.
+        """
         if not batch:
             return []
         uploads = [x.event for x in batch if isinstance(x.event, UploadEvent)]
@@ -205,6 +262,17 @@ class Processor:
             emb = await self._review_embeddings(reviews)
             review_vec = {r.event_id: emb[i] for i, r in enumerate(reviews)}
         click_vec = await self._click_vectors(clicks) if clicks else {}
+        if defer is not None:
+            held = {
+                x.event.event_id
+                for x in batch
+                if isinstance(x.event, ClickEvent) and x.event.item_id not in click_vec and defer(x)
+            }
+            if held:
+                batch = [x for x in batch if x.event.event_id not in held]
+                clicks = [c for c in clicks if c.event_id not in held]
+                if not batch:
+                    return []
 
         per_user: dict[str, list[Contribution]] = defaultdict(list)
         for x in batch:
@@ -219,8 +287,14 @@ class Processor:
                 Contribution(ev.event_id, ev.user_id, ev.item_id, ev.ts, vec, self._weight(ev), x.source)
             )
 
+        async with self.user_locks.hold(per_user):
+            return await self._apply(batch, per_user, {c.event_id for c in clicks})
+
+    async def _apply(
+        self, batch: Sequence[Incoming], per_user: dict[str, list[Contribution]], click_ids: set[str]
+    ) -> list[Outcome]:
+        # Read-modify-write of the users' states: the caller holds their locks.
         t0 = time.perf_counter()
-        click_ids = {c.event_id for c in clicks}
         states = await self.store.get_users(list(per_user))
         metrics.stage("cassandra_read").observe(time.perf_counter() - t0)
         finals: list[UserState] = []

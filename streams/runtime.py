@@ -5,6 +5,10 @@ event is either dead-lettered or applied with its list published: Faust acknowle
 (and later commits its offsets) after that, so a crash at any point re-delivers the batch and
 the idempotent state update makes the redelivery harmless. A failing dependency (Triton,
 Cassandra, Kafka) pauses the batch and retries with backoff; it never turns into dead letters.
+Nothing may escape :meth:`Runtime.handle`: Faust's ``take_events`` acks a batch in a
+``finally``, so an exception would mark unprocessed events as done. A click whose item is still
+unknown after its wait is re-queued (its message is sent again, to the back of its partition)
+up to ``MAX_DEFERRALS`` times before it is applied without the item's embedding.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ log = logging.getLogger("recstream.worker")
 
 #: send(topic, key, value) -> awaitable that resolves when the broker has the message.
 Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
+#: A message to publish: (topic, key, value).
+Message = tuple[str, bytes | None, bytes]
+#: How often a click on an unknown item is re-queued before it is applied without the item.
+MAX_DEFERRALS = 10
 
 
 class Runtime:
@@ -53,6 +61,7 @@ class Runtime:
         self.catalog_topic = catalog_topic
         self.limits = Limits.from_settings(settings)
         self.paused_s = 0.0
+        self._deferrals: dict[str, int] = {}  # event id -> times re-queued (item still unknown)
 
     async def handle(self, raw_events: Sequence[Any]) -> list[Outcome]:
         """Process one batch of Faust events (``event.message`` carries topic/partition/offset)."""
@@ -60,12 +69,12 @@ class Runtime:
         now_ms = int(time.time() * 1000)
         good: list[Incoming] = []
         good_msgs: list[Any] = []
-        dead: list[Awaitable[Any]] = []
+        out: list[Message] = []  # dead letters, lists, catalogue items, deferred clicks
         for ev in raw_events:
             msg = ev.message
             result = decode_event(msg.value, key=msg.key, topic=msg.topic, limits=self.limits, now_ms=now_ms)
             if isinstance(result, Rejection):
-                dead.append(await self._dead_letter(msg, result, now_ms))
+                out.append(self._dead_letter(msg, result, now_ms))
             else:
                 good.append(Incoming(result, SourcePos(msg.topic, msg.partition, msg.offset)))
                 good_msgs.append(msg)
@@ -79,26 +88,28 @@ class Runtime:
                 # the dead-letter topic (bytes and reason) rather than stall the partition.
                 log.error("model rejected batch: %s", exc)
                 rej = Rejection("model_error", str(exc)[:500])
-                dead += [await self._dead_letter(m, rej, now_ms) for m in good_msgs]
+                out += [self._dead_letter(m, rej, now_ms) for m in good_msgs]
+            else:
+                out += self._deferred(good, good_msgs, outcomes)
         t1 = time.perf_counter()
-        futures = list(dead)
         for o in outcomes:
-            futures.append(
-                await self.send(self.settings.topic_recs, o.recs.user_id.encode(), o.recs.to_json_bytes())
-            )
-        new_items = [o for o in outcomes if o.event.type == "upload" and not o.duplicate]
+            out.append((self.settings.topic_recs, o.recs.user_id.encode(), o.recs.to_json_bytes()))
+        # Duplicates too: a worker killed after storing an item but before this broadcast only
+        # gets here on redelivery, where the upload is a duplicate; without it, other workers
+        # would never learn the item (followers ignore items they already have).
+        new_items = [o for o in outcomes if o.event.type == "upload"]
         for o in new_items:
             item = self.processor.index.get(o.event.item_id)
             if item is not None:
-                futures.append(
-                    await self.send(
+                out.append(
+                    (
                         self.catalog_topic,
                         o.event.item_id.encode(),
                         encode_catalog_item(o.event.item_id, item, o.recs.model_version, self._title(o)),
                     )
                 )
-        # Wait for the broker to have every list and dead letter before the batch is acked.
-        await asyncio.gather(*futures)
+        # The broker must have every message before the batch is acked.
+        await self._publish(out)
         published = time.time()
         metrics.stage("publish").observe(time.perf_counter() - t1)
         record_published(outcomes, published)  # ops page: latest lists, freshness window
@@ -111,7 +122,47 @@ class Runtime:
     def _title(self, o: Outcome) -> str:
         return self.processor.titles.get(o.event.item_id, "")
 
-    async def _dead_letter(self, msg: Any, rej: Rejection, now_ms: int) -> Awaitable[Any]:
+    def _deferred(self, good: list[Incoming], msgs: list[Any], outcomes: list[Outcome]) -> list[Message]:
+        """Clicks the processor deferred (item still unknown): their original message, re-queued."""
+        done = {o.event.event_id for o in outcomes}
+        for eid in done:
+            self._deferrals.pop(eid, None)
+        again: list[Message] = []
+        for x, msg in zip(good, msgs, strict=True):
+            eid = x.event.event_id
+            if eid not in done:
+                self._deferrals[eid] = self._deferrals.get(eid, 0) + 1
+                metrics.events(x.event.type, "deferred").inc()
+                log.info(
+                    "click %s: item %s unknown, re-queued (%d)", eid, x.event.item_id, self._deferrals[eid]
+                )
+                again.append((msg.topic, msg.key, msg.value))
+        return again
+
+    def _may_defer(self, x: Incoming) -> bool:
+        return self._deferrals.get(x.event.event_id, 0) < MAX_DEFERRALS
+
+    async def _publish(self, messages: Sequence[Message]) -> None:
+        """Send every message and wait until the broker has them all; retry the lot on failure.
+
+        An exception escaping :meth:`handle` would let Faust ack the batch unprocessed (its
+        ``take_events`` acks in a ``finally``): a publish failure is retried, never raised. A
+        retry may publish a list twice, which consumers tolerate.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                futures = [await self.send(topic, key, value) for topic, key, value in messages]
+                await asyncio.gather(*futures)
+                return
+            except Exception as exc:
+                delay = min(5.0, 0.1 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1.0)
+                log.warning("publish failed (%r); retry %d in %.2fs", exc, attempt, delay)
+                self.paused_s += delay
+                await asyncio.sleep(delay)
+
+    def _dead_letter(self, msg: Any, rej: Rejection, now_ms: int) -> Message:
         dl = make_dead_letter(msg.value, msg.key, msg.topic, msg.partition, msg.offset, rej, now_ms)
         event_type = _topic_type(self.settings, msg.topic)
         metrics.events(event_type, "dead_letter").inc()
@@ -125,21 +176,40 @@ class Runtime:
                 "reason": rej.reason,
             },
         )
-        return await self.send(self.settings.topic_dlq, msg.key, dl.to_json_bytes())
+        return (self.settings.topic_dlq, msg.key, dl.to_json_bytes())
 
     async def _process_with_retry(self, batch: list[Incoming]) -> list[Outcome]:
         attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self.processor.process(batch)
-            except (StateError, TransientInferenceError, ConnectionError, TimeoutError) as exc:
-                # A dependency is down: pause this partition's progress and retry the same
-                # batch; idempotency makes partial earlier attempts harmless.
+        failing = False
+        try:
+            while True:
+                attempt += 1
+                try:
+                    return await self.processor.process(batch, defer=self._may_defer)
+                except InferenceError as exc:
+                    if not isinstance(exc, TransientInferenceError):
+                        raise  # the server refused the input itself: the caller dead-letters it
+                    failure: Exception = exc
+                except Exception as exc:
+                    # A dependency is down (StateError, connection, timeout) or a bug: retrying
+                    # stalls this partition (visible as lag), raising would let Faust ack the
+                    # batch unprocessed, i.e. lose it.
+                    if not isinstance(exc, (StateError, ConnectionError, TimeoutError)):
+                        log.exception("unexpected error processing a batch; retrying it")
+                    failure = exc
+                # Pause this partition and retry the same batch; idempotency makes partial earlier
+                # attempts harmless. While it fails, the processor counts as stalled (clicks then
+                # keep waiting for their items instead of using up their wait).
+                if not failing:
+                    failing = True
+                    self.processor.failing_batches += 1
                 delay = min(5.0, 0.1 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1.0)
-                log.warning("batch failed (%s); retry %d in %.2fs", exc, attempt, delay)
+                log.warning("batch failed (%s); retry %d in %.2fs", failure, attempt, delay)
                 self.paused_s += delay
                 await asyncio.sleep(delay)
+        finally:
+            if failing:
+                self.processor.failing_batches -= 1
 
 
 def _topic_type(settings: Settings, topic: str) -> str:

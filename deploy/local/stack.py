@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from deploy.local.base import Service, port_open
+from deploy.local.base import PidRecord, Service, port_open
 from deploy.local.cassandra import CassandraService
 from deploy.local.errors import PortInUse, ServiceFailed, StackError
 from deploy.local.kafka import KafkaService
@@ -133,25 +133,47 @@ class Stack:
 
     def down(self, progress: Callable[[str], None] = lambda _: None, timeout_s: float = 60.0) -> list[str]:
         """Stop the servers this stack started (reverse order). Returns the names stopped."""
-        stopped = []
-        for svc in reversed(self.services):
-            rec = svc.running()
-            if rec is None:
-                svc.pid_path.unlink(missing_ok=True)
-                continue
-            progress(f"{svc.name}: stopping pid {rec.pid}")
-            _signal_group(rec.pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout_s
-            while rec.alive() and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if rec.alive():
-                progress(f"{svc.name}: did not stop in {timeout_s:.0f}s, killing")
-                _signal_group(rec.pid, signal.SIGKILL)
-                while rec.alive():
-                    time.sleep(0.1)
-            svc.pid_path.unlink(missing_ok=True)
-            stopped.append(svc.name)
-        return stopped
+        return [
+            svc.name for svc in reversed(self.services) if _stop(svc, signal.SIGTERM, timeout_s, progress)
+        ]
+
+    # --- single-service lifecycle (fault injection in tests/chaos) -----------------------
+    def service(self, name: str) -> Service:
+        """The service called ``name`` in this stack.
+
+        Raises:
+            StackError: This stack has no such service.
+        """
+        for svc in self.services:
+            if svc.name == name:
+                return svc
+        raise StackError(f"no service {name!r} in this stack ({', '.join(s.name for s in self.services)})")
+
+    def stop_service(
+        self,
+        name: str,
+        *,
+        kill: bool = False,
+        timeout_s: float = 60.0,
+        progress: Callable[[str], None] = lambda _: None,
+    ) -> bool:
+        """Stop one server this stack started: SIGTERM (graceful), or SIGKILL with ``kill``.
+
+        Only the recorded process group is signalled. Returns False when it was not running.
+        """
+        sig = signal.SIGKILL if kill else signal.SIGTERM
+        return _stop(self.service(name), sig, timeout_s, progress)
+
+    def start_service(self, name: str, progress: Callable[[str], None] = lambda _: None) -> bool:
+        """Start one server (if not running) and wait until it is healthy.
+
+        Returns:
+            True when this call started it, False when it was already running.
+
+        Raises:
+            ServiceFailed: It exited or timed out during start.
+        """
+        return bool(Stack(self.settings, [self.service(name).name]).up(progress))
 
     def status(self) -> list[ServiceStatus]:
         """Health of every server (a real client check each)."""
@@ -168,6 +190,33 @@ class Stack:
                 )
             )
         return out
+
+
+def _stop(svc: Service, sig: signal.Signals, timeout_s: float, progress: Callable[[str], None]) -> bool:
+    """Signal ``svc``'s recorded process group, wait for it to exit (SIGKILL after ``timeout_s``)."""
+    rec = svc.running()
+    if rec is None:
+        svc.pid_path.unlink(missing_ok=True)
+        return False
+    progress(f"{svc.name}: stopping pid {rec.pid} ({sig.name})")
+    _signal_group(rec.pid, sig)
+    deadline = time.monotonic() + timeout_s
+    while _holding(svc, rec) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _holding(svc, rec):
+        progress(f"{svc.name}: did not stop in {timeout_s:.0f}s, killing")
+        _signal_group(rec.pid, signal.SIGKILL)
+        while _holding(svc, rec):
+            time.sleep(0.1)
+    svc.pid_path.unlink(missing_ok=True)
+    return True
+
+
+def _holding(svc: Service, rec: PidRecord) -> bool:
+    # A JVM's main thread can exit (the pid reads as a zombie) while its shutdown hooks still
+    # run and hold the ports: stopped means exited *and* every port released, so that a start
+    # right after never finds its own ports busy.
+    return rec.alive() or any(port_open("127.0.0.1", p) for p in svc.ports)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

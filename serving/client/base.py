@@ -93,3 +93,9 @@ class InferenceClient(AsyncResource):
     @abstractmethod
     async def model_info(self) -> FusionInfo:
         """Version and dimensions of the fusion model answering now."""
+
+    @property
+    def stalled(self) -> bool:
+        """Whether a request is waiting for the server to come back (retrying a transient
+        failure or held by an open circuit). Clients that cannot stall say False."""
+        return False

@@ -93,7 +93,8 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Sleep before retry number ``attempt`` (1-based)."""
-        cap = min(self.max_delay_s, self.base_delay_s * (2 ** (attempt - 1)))
+        # The exponent is capped: a worker retries forever, and 2 ** 1024 overflows a float.
+        cap = min(self.max_delay_s, self.base_delay_s * (2 ** min(attempt - 1, 60)))
         return (rng or random).uniform(0, cap)
 
     def should_retry(self, attempt: int) -> bool:

@@ -18,6 +18,7 @@ import numpy as np
 from cassandra import AuthenticationFailed, ConsistencyLevel
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import Cluster, NoHostAvailable, ResponseFuture, Session
+from cassandra.policies import ExponentialReconnectionPolicy
 from cassandra.query import PreparedStatement
 
 from recstream.security import MaskedStr, SecurityConfigError, client_ssl_context
@@ -104,6 +105,9 @@ def connect(settings: Settings) -> tuple[Cluster, Session]:
         settings.cassandra_hosts,
         port=settings.cassandra_port,
         connect_timeout=10,
+        # The driver's default retries a down node after 1, 2, 4 ... 600 s: a node back after
+        # 40 s waited up to 25 s more for the worker. Retrying every few seconds costs nothing.
+        reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=4.0),
         **options,
     )
     try:

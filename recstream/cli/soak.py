@@ -1,0 +1,134 @@
+"""``recstream soak``: a real worker at a fixed offered rate for minutes, measured from outside.
+
+Creates an isolated deployment (own topics, consumer group, keyspace) on the stack the
+``RECSTREAM_*`` settings name, starts one worker, sends MovieLens events (cycled, stamped with
+the wall clock) at ``--rate`` for ``--minutes``, then waits for the backlog to drain. Writes
+the JSON report, a PNG plot and the soak section of docs/RELIABILITY.md. Exit code 1 when an
+event got no list, the worker died, or the lag never returned to zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from recstream.settings import REPO_ROOT
+
+SAMPLE = REPO_ROOT / "deploy" / "local" / "sample" / "movielens"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``soak`` command."""
+    p = sub.add_parser(
+        "soak",
+        help="fixed-rate soak of one real worker: throughput, freshness p99, peak RSS, lag",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--rate", type=float, default=200.0, help="offered events per second (default 200)")
+    p.add_argument("--minutes", type=float, default=10.0, help="how long to offer them (default 10)")
+    p.add_argument(
+        "--dataset", default=f"movielens:{SAMPLE}", metavar="movielens:DIR", help="events to cycle through"
+    )
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "reports" / "chaos" / "soak.json", help="JSON")
+    p.add_argument("--doc", type=Path, default=REPO_ROOT / "docs" / "RELIABILITY.md", help="Markdown doc")
+    p.add_argument("--keep", action="store_true", help="keep the deployment's topics and keyspace")
+    p.set_defaults(func=run)
+
+
+def plot(report: dict[str, Any], png: Path) -> None:
+    """Throughput, freshness p99, lag and RSS over time, one panel each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tl = report["timeline"]
+    t = [r["t"] for r in tl]
+    fig, axes = plt.subplots(4, 1, figsize=(9, 9), sharex=True)
+    win = [10 * (i + 0.5) for i in range(len(report["throughput_windows"]))]
+    axes[0].plot(win, report["throughput_windows"], label="lists published /s")
+    axes[0].axhline(report["offered_rate_per_s"], color="grey", ls="--", label="offered /s")
+    axes[0].set_ylabel("events/s")
+    axes[0].legend(loc="lower right")
+    p99 = [v / 1000 if not math.isnan(v) else None for v in report["freshness_p99_windows_ms"]]
+    axes[1].plot(win, p99, color="#c0504d")
+    axes[1].set_ylabel("freshness p99 (s)")
+    axes[1].set_yscale("log")
+    axes[2].plot(t, [r["lag"] if r["lag"] is not None else float("nan") for r in tl], color="#9bbb59")
+    axes[2].set_ylabel("consumer lag")
+    axes[2].axvline(report["seconds"], color="grey", ls=":")
+    axes[3].plot(t, [r["rss_kib"] / 1024 for r in tl], color="#4a7ab5")
+    axes[3].set_ylabel("worker RSS (MiB)")
+    axes[3].set_xlabel("seconds since start (dotted: sending stops)")
+    fig.suptitle(f"recstream soak: {report['offered_rate_per_s']:.0f} events/s offered, {report['date']}")
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=100)
+
+
+def summary(report: dict[str, Any], png_name: str) -> str:
+    """The soak section of docs/RELIABILITY.md."""
+    f, rss, lag = report["freshness_ms"], report["rss_mib"], report["lag"]
+    zero = "never" if lag["zero_after_s"] is None else f"{lag['zero_after_s']:.0f} s"
+    return (
+        f"Outcome: **{report['outcome']}** ({report['date']}, `{report['command']}`, stack: "
+        f"{report['stack']}, dataset {report['dataset']}).\n\n"
+        "| figure | value |\n|---|---:|\n"
+        f"| offered rate | {report['offered_rate_per_s']:.0f} events/s for {report['seconds']:.0f} s |\n"
+        f"| events sent / got a list | {report['sent']:,} / {report['lists_distinct']:,} |\n"
+        f"| throughput (lists of distinct events while sending) | {report['throughput_per_s']:.1f} /s |\n"
+        f"| freshness p50 / p95 / p99 / max | {f['p50'] / 1000:.2f} / {f['p95'] / 1000:.2f} / "
+        f"{f['p99'] / 1000:.2f} / {f['max'] / 1000:.2f} s |\n"
+        f"| worker RSS start / end / peak | {rss['start']:.0f} / {rss['end']:.0f} / {rss['peak']:.0f} MiB |\n"
+        f"| consumer lag: max / back to 0 after sending stopped | {lag['max']:,.0f} / {zero} |\n\n"
+        f"![soak]({png_name})"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the soak and write the report, plot and doc section."""
+    import os
+
+    from recstream.settings import load_settings
+    from streams.datasets import load_movielens, parse_dataset_arg
+    from streams.replay import movielens_events
+    from streams.soak import SoakConfig, replace_section, run_soak
+    from streams.workerproc import Deployment
+
+    settings = load_settings()
+    base = {k: v for k, v in os.environ.items() if k.startswith("RECSTREAM_")}
+    base.setdefault("RECSTREAM_LOG_LEVEL", "WARNING")
+    events = list(movielens_events(load_movielens(parse_dataset_arg(args.dataset))))
+    deployment = Deployment.create(base, args.out.parent / "logs" / "soak")
+    print(f"[soak] {len(events):,} events to cycle; deployment {deployment.settings.consumer_group}")
+    try:
+        report = run_soak(deployment, events, SoakConfig(rate=args.rate, seconds=args.minutes * 60))
+    finally:
+        if args.keep:
+            deployment.stop_all()
+        else:
+            deployment.drop()
+    ok = report["missing"] == 0 and report["worker_alive"] and report["lag"]["zero_after_s"] is not None
+    report.update(
+        outcome="pass" if ok else "FAIL",
+        date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        command=f"recstream soak --rate {args.rate:g} --minutes {args.minutes:g} --dataset {args.dataset}",
+        stack=f"Kafka {settings.kafka_bootstrap_servers}, Cassandra :{settings.cassandra_port}, "
+        f"Triton {settings.triton_grpc_url}",
+        dataset=args.dataset.split("/")[-1],
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    png = args.doc.parent / "soak.png"
+    plot(report, png)
+    doc = args.doc.read_text() if args.doc.exists() else "# Reliability\n"
+    args.doc.write_text(replace_section(doc, "soak", summary(report, png.name)))
+    print(summary(report, png.name))
+    print(f"[soak] report {args.out}, plot {png}, doc {args.doc}", file=sys.stderr)
+    return 0 if ok else 1

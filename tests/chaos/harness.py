@@ -1,0 +1,202 @@
+"""I/O of the fault tests: paced producing, reading topics and Cassandra state back.
+
+Everything here talks to real servers; the measurements built on what it reads are the pure
+functions of :mod:`tests.chaos.accounting`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from recstream.settings import REPO_ROOT, Settings
+from schemas.events import Event
+from streams.replay import Pacer
+from streams.soak import kafka_producer
+from tests.chaos.accounting import UserRow
+
+SAMPLE = REPO_ROOT / "deploy" / "local" / "sample" / "movielens"
+
+
+def movielens_slice(path: Path = SAMPLE, limit: int | None = None) -> list[Event]:
+    """The first ``limit`` replay events of a MovieLens folder (uploads before first use)."""
+    from streams.datasets import load_movielens
+    from streams.replay import movielens_events
+
+    out: list[Event] = []
+    for ev in movielens_events(load_movielens(path)):
+        if limit is not None and len(out) >= limit:
+            break
+        out.append(ev)
+    return out
+
+
+def movielens_slice_for_users(users: Iterable[int], path: Path = SAMPLE) -> list[Event]:
+    """Replay events of some users of a MovieLens folder, with the uploads of their items."""
+    from streams.datasets import load_movielens
+    from streams.replay import movielens_events
+
+    ml = load_movielens(path)
+    keep = set(users)
+    ml.interactions = [i for i in ml.interactions if i.user_id in keep]
+    return list(movielens_events(ml))
+
+
+class PacedProducer(threading.Thread):
+    """Sends raw ``(topic, key, value)`` messages at ``rate`` per second in a background thread.
+
+    ``sent`` counts messages handed to the client; :meth:`finish` raises on a delivery failure.
+    """
+
+    def __init__(self, settings: Settings, messages: Sequence[tuple[str, bytes | None, bytes]], rate: float):
+        super().__init__(daemon=True, name="paced-producer")
+        self.settings = settings
+        self.messages = messages
+        self.rate = rate
+        self.sent = 0
+        self.error: BaseException | None = None
+        self.failures = 0
+
+    def run(self) -> None:
+        try:
+            producer = kafka_producer(self.settings)
+            pacer = Pacer(rate=self.rate)
+            try:
+                for topic, key, value in self.messages:
+                    pacer.wait(0)
+                    producer.send(topic, key=key, value=value).add_errback(self._failed)
+                    self.sent += 1
+                producer.flush(600)
+            finally:
+                producer.close(timeout=30)
+        except BaseException as exc:  # surfaced by join()
+            self.error = exc
+
+    def _failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        self.error = self.error or exc
+
+    def wait_sent(self, n: int, timeout_s: float = 600.0) -> None:
+        """Block until at least ``n`` messages were handed to the client."""
+        deadline = time.monotonic() + timeout_s
+        while self.sent < n and self.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def finish(self, timeout_s: float = 900.0) -> None:
+        """Wait for every message to be delivered; raise if one was not."""
+        self.join(timeout_s)
+        if self.is_alive():
+            raise AssertionError(f"producer still running after {timeout_s:.0f}s ({self.sent} sent)")
+        if self.error is not None or self.failures:
+            raise AssertionError(f"producer failed ({self.failures} undelivered): {self.error!r}")
+
+
+def event_messages(settings: Settings, events: Sequence[Event]) -> list[tuple[str, bytes | None, bytes]]:
+    """Each event as the message a producer sends: its type's topic, keyed by user id."""
+    return [(settings.event_topics[e.type], e.kafka_key, e.to_json_bytes()) for e in events]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A message read back from a topic."""
+
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int
+    partition: int
+    offset: int
+
+
+def read_topic(
+    settings: Settings,
+    topics: str | Sequence[str],
+    until: Callable[[list[Record]], bool],
+    timeout_s: float = 300.0,
+) -> list[Record]:
+    """Read topics from the beginning (no consumer group) until ``until(records)`` or timeout."""
+    from kafka import KafkaConsumer
+
+    from streams.kafka_config import kafka_python_config
+
+    names = [topics] if isinstance(topics, str) else list(topics)
+    consumer = KafkaConsumer(
+        *names,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        **kafka_python_config(settings),
+    )
+    got: list[Record] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not until(got):
+            for recs in consumer.poll(timeout_ms=500, max_records=5000).values():
+                got.extend(Record(r.key, r.value, r.timestamp, r.partition, r.offset) for r in recs)
+    finally:
+        consumer.close()
+    return got
+
+
+def read_states(settings: Settings) -> dict[str, UserRow]:
+    """Every user's state row in the deployment's keyspace."""
+    from streams.state.cassandra import connect
+
+    cluster, session = connect(settings)
+    try:
+        rows = session.execute(f"SELECT * FROM {settings.cassandra_keyspace}.user_state", timeout=60)
+        return {
+            r.user_id: UserRow(
+                acc=None if r.acc is None else np.frombuffer(r.acc, dtype=np.float64).copy(),
+                event_count=int(r.event_count or 0),
+                recent_events=tuple(r.recent_events or ()),
+                seen=tuple(r.seen or ()),
+            )
+            for r in rows
+        }
+    finally:
+        cluster.shutdown()
+
+
+def topic_size(settings: Settings, topic: str) -> int:
+    """Messages in a topic (sum of its partitions' end offsets; topics here are never truncated)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from streams.kafka_config import kafka_python_config
+
+    consumer = KafkaConsumer(group_id=None, **kafka_python_config(settings))
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts])
+        return int(sum(ends.values()))
+    finally:
+        consumer.close()
+
+
+def wait_lists(
+    settings: Settings, ids: set[str], timeout_s: float = 300.0, idle_s: float = 180.0
+) -> list[Record]:
+    """Read ``recs.updated`` until every id in ``ids`` has a list: every list read.
+
+    Gives up after ``timeout_s``, or after ``idle_s`` without a new list (a lost event never
+    gets one; the caller reports what is missing).
+    """
+    seen: set[str] = set()
+    count = 0
+    last_progress = time.monotonic()
+
+    def done(records: list[Record]) -> bool:
+        nonlocal count, last_progress
+        for r in records[count:]:
+            seen.add(json.loads(r.value)["trigger_event_id"])
+        if len(records) > count:
+            last_progress = time.monotonic()
+        count = len(records)
+        return seen >= ids or time.monotonic() - last_progress > idle_s
+
+    return read_topic(settings, settings.topic_recs, done, timeout_s)

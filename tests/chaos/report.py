@@ -1,0 +1,107 @@
+"""Render ``reports/chaos/*.json`` into the generated tables of docs/RELIABILITY.md.
+
+Run by ``make chaos`` after the tests (``python -m tests.chaos.report``); the soak section is
+written by ``recstream soak``. Only the text between the ``<!-- chaos-faults:... -->`` and
+``<!-- chaos-volume:... -->`` markers changes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from recstream.settings import REPO_ROOT
+from streams.soak import replace_section
+
+REPORT_DIR = REPO_ROOT / "reports" / "chaos"
+DOC = REPO_ROOT / "docs" / "RELIABILITY.md"
+#: Table order (the issue's numbering).
+FAULT_ORDER = (
+    "worker_sigkill",
+    "triton_outage",
+    "cassandra_restart",
+    "kafka_restart",
+    "two_workers_one_killed",
+)
+
+
+def _s(value: Any) -> str:
+    return "never" if value is None else f"{float(value):.1f} s"
+
+
+def fault_table(reports: Mapping[str, Mapping[str, Any]]) -> str:
+    """The fault table (one row per fault report present, in :data:`FAULT_ORDER`)."""
+    head = (
+        "| # | fault | outcome | events | lost | applied twice | events without a list "
+        "| duplicate lists | clicks re-queued | dead letters | max embedding diff | fault lasted "
+        "| first list after | backlog drained after | run at |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    )
+    rows = []
+    for n, name in enumerate(FAULT_ORDER, 1):
+        r = reports.get(name)
+        if r is None:
+            rows.append(f"| {n} | {name} | not run |" + " |" * 12)
+            continue
+        rows.append(
+            f"| {n} | {r['title']} | **{r['outcome']}** | {r['events']:,} | {r['lost']} "
+            f"| {r['duplicated']} | {r['lists_missing']} | {r['duplicate_lists']} "
+            f"| {r.get('requeued_clicks', 0)} | {r['dead_letters']} "
+            f"| {r['state']['max_embedding_dev']:.1e} | {_s(r['fault_duration_s'])} "
+            f"| {_s(r['recovery_first_list_s'])} | {_s(r['recovery_backlog_s'])} | {r['date']} |"
+        )
+    problems = [f"- {name}: {p}" for name in FAULT_ORDER for p in reports.get(name, {}).get("problems", [])]
+    text = head + "\n" + "\n".join(rows)
+    if problems:
+        text += "\n\nProblems recorded:\n\n" + "\n".join(problems)
+    return text
+
+
+def _types(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{n:,} {t}s" for t, n in sorted(counts.items()))
+
+
+def volume_table(r: Mapping[str, Any] | None) -> str:
+    """The volume run's figures (a placeholder line when it has not run)."""
+    if r is None:
+        return "_Not run yet: `make chaos` runs it._"
+    reasons = "\n".join(
+        f"| {reason} | {sent:,} | {r['dead_letters_by_reason'].get(reason, 0):,} |"
+        for reason, sent in sorted(r["malformed_by_reason"].items())
+    )
+    return (
+        f"Outcome: **{r['outcome']}** ({r['date']}). {r['messages']:,} messages: {r['good']:,} good "
+        f"events ({_types(r['good_by_type'])}), {r['malformed']:,} malformed, one worker, "
+        f"{r['seconds']:.0f} s from first send to last list ({r['throughput_per_s']:.0f} messages/s).\n\n"
+        f"- Good events lost: **{r['lost']}**, applied twice: **{r['duplicated']}**, without a list: "
+        f"**{r['lists_missing']}** (duplicate lists: {r['duplicate_lists']})\n"
+        f"- Dead letters: **{r['dead_letters']:,}** for {r['malformed']:,} malformed messages; "
+        f"wrong reason or unmatched: **{r['dead_letter_mismatches']}**\n\n"
+        "| reason | malformed sent | dead letters with this reason |\n|---|---:|---:|\n" + reasons
+    )
+
+
+def load_reports(directory: Path = REPORT_DIR) -> dict[str, dict[str, Any]]:
+    """Every ``*.json`` report in ``directory`` by file stem."""
+    return {p.stem: json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))}
+
+
+def render(doc: str, reports: Mapping[str, Mapping[str, Any]]) -> str:
+    """``doc`` with both generated sections replaced."""
+    doc = replace_section(doc, "chaos-faults", fault_table(reports))
+    return replace_section(doc, "chaos-volume", volume_table(reports.get("volume")))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Rewrite the generated sections of docs/RELIABILITY.md from reports/chaos/."""
+    reports = load_reports()
+    DOC.write_text(render(DOC.read_text() if DOC.exists() else "# Reliability\n", reports))
+    print(f"{DOC}: {len(reports)} report(s) from {REPORT_DIR}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,235 @@
+"""Regressions of bugs the fault tests (tests/chaos) found in the worker.
+
+* Triton stopped for 30 s: clicks on items whose upload was stuck behind the outage waited
+  ``unknown_item_wait_s`` and were applied without the item's embedding, so the user state
+  differed from an uninterrupted run. Only healthy time now counts against that wait.
+* Kafka broker restarted: the click and review agents drained their backlogs at the same time,
+  two batches of one user read the same old state, and the later write dropped the other's
+  events (lost events with published lists). Users' read-modify-writes are now serialised.
+* Two workers, one SIGKILLed: the survivor's clicks waited for items whose uploads sat in the
+  dead worker's partitions; the rebalance that would hand them over waits for the batches in
+  flight, so the clicks were applied without their items. A click whose item is still unknown
+  is now re-queued (its message sent again to the back of its partition) and waits no longer
+  once a rebalance starts; only after ``MAX_DEFERRALS`` re-queues is it applied without it.
+* An exception escaping the runtime made Faust ack the batch unprocessed (``take_events``
+  acks in a ``finally``): processing and publishing failures are now retried, never raised.
+* A worker killed after storing an uploaded item but before broadcasting it on the catalogue
+  topic re-processes the upload as a duplicate after the restart, and duplicates were never
+  broadcast: other workers never learned the item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any
+
+from recstream.settings import load_settings
+from serving.client.base import FusionInfo
+from serving.client.resilience import RetryPolicy
+from serving.client.triton import TritonClient
+from serving.errors import TransientInferenceError
+from streams.catalog.exact import ExactIndex
+from streams.processor import Incoming, Outcome, Processor
+from streams.runtime import Runtime
+from streams.state.base import SourcePos
+from streams.state.memory import MemoryStateStore
+from tests.streams.test_processor import D, FakeClient, _click, _upload
+
+
+def _proc(wait_s: float) -> tuple[Processor, MemoryStateStore]:
+    store = MemoryStateStore()
+    settings = load_settings({"RECSTREAM_K": "3", "RECSTREAM_UNKNOWN_ITEM_WAIT_S": str(wait_s)})
+    proc = Processor(settings, FakeClient(), store, ExactIndex(D), FusionInfo("fake-1", 384, 256, 7, D, 0.0))
+    return proc, store
+
+
+async def test_click_keeps_waiting_for_its_item_while_a_dependency_is_down() -> None:
+    proc, store = _proc(wait_s=0.3)
+    await proc.process([Incoming(_upload(i)) for i in range(5)])
+    proc.failing_batches = 1  # e.g. the upload batch retrying while Triton is down
+    click = asyncio.create_task(proc.process([Incoming(_click(1, "ann", 7, 1_600_000_900_000))]))
+    await asyncio.sleep(1.0)  # far past the wait, but all of it stalled
+    assert not click.done()
+    await proc.process([Incoming(_upload(7))])  # the dependency is back: the upload lands
+    proc.failing_batches = 0
+    (o,) = await asyncio.wait_for(click, 5)
+    assert o.embedded and store.users["ann"].embedding is not None
+
+
+async def test_click_on_an_item_that_never_comes_is_applied_after_healthy_waiting() -> None:
+    proc, store = _proc(wait_s=0.2)
+    await proc.process([Incoming(_upload(i)) for i in range(5)])
+    (o,) = await asyncio.wait_for(proc.process([Incoming(_click(1, "bo", 999, 1_600_000_900_000))]), 5)
+    assert not o.embedded and store.users["bo"].event_count == 1
+
+
+async def test_a_stalled_model_client_also_pauses_the_wait() -> None:
+    proc, _ = _proc(wait_s=0.2)
+    client: Any = proc.client
+    client_stalled = {"on": True}
+    type(client).stalled = property(lambda self: client_stalled["on"])  # type: ignore[assignment]
+    try:
+        click = asyncio.create_task(proc.process([Incoming(_click(1, "cy", 4, 1_600_000_900_000))]))
+        await asyncio.sleep(0.6)
+        assert not click.done()
+        client_stalled["on"] = False
+        (o,) = await asyncio.wait_for(click, 5)
+        assert not o.embedded  # never uploaded: given up after 0.2 s of healthy time
+    finally:
+        del type(client).stalled
+
+
+async def test_triton_client_is_stalled_only_between_a_transient_failure_and_success() -> None:
+    client = TritonClient("127.0.0.1:1", retry=RetryPolicy(max_attempts=None, base_delay_s=0.05))
+    client._max_batch["m"] = 0
+    seen: list[bool] = []
+    fails = {"left": 3}
+
+    async def once(model: str, inputs: Any, outputs: Sequence[str]) -> dict[str, Any]:
+        seen.append(client.stalled)
+        if fails["left"]:
+            fails["left"] -= 1
+            raise ConnectionError("down")
+        return {"Y": inputs["X"]}
+
+    client._once = once  # type: ignore[method-assign]
+    assert not client.stalled
+    await client.infer("m", {"X": [1]}, ["Y"])
+    assert seen == [False, True, True, True] and not client.stalled
+    await client.close()
+
+
+class _FlakyProcessor:
+    """Fails ``fails`` times with a transient error, then delegates."""
+
+    def __init__(self, inner: Processor, fails: int) -> None:
+        self.inner, self.fails, self.failing_seen = inner, fails, []
+        self.index, self.titles = inner.index, inner.titles
+
+    @property
+    def failing_batches(self) -> int:
+        return self.inner.failing_batches
+
+    @failing_batches.setter
+    def failing_batches(self, value: int) -> None:
+        self.inner.failing_batches = value
+
+    async def process(self, batch: Sequence[Incoming], *, defer: Any = None) -> list[Outcome]:
+        self.failing_seen.append(self.inner.failing_batches)
+        if self.fails:
+            self.fails -= 1
+            raise TransientInferenceError("text_encoder", "unavailable")
+        return await self.inner.process(batch, defer=defer)
+
+
+def _message(topic: str, offset: int, value: bytes, key: bytes) -> Any:
+    return SimpleNamespace(
+        message=SimpleNamespace(topic=topic, partition=0, offset=offset, value=value, key=key)
+    )
+
+
+async def test_runtime_marks_retrying_batches_and_rebroadcasts_redelivered_uploads() -> None:
+    proc, _ = _proc(wait_s=0.1)
+    flaky = _FlakyProcessor(proc, fails=2)
+    sent: list[tuple[str, bytes | None]] = []
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
+        sent.append((topic, key))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    settings = proc.settings
+    runtime = Runtime(settings, flaky, send, "catalog")  # type: ignore[arg-type]
+    up = _upload(1)
+    batch = [_message(settings.topic_upload, 0, up.to_json_bytes(), up.kafka_key)]
+    await runtime.handle(batch)
+    assert flaky.failing_seen == [0, 1, 1] and proc.failing_batches == 0
+    assert ("catalog", b"item1") in sent
+    sent.clear()
+    outcomes = await runtime.handle(batch)  # redelivery after a crash: a duplicate
+    assert outcomes[0].duplicate
+    assert ("catalog", b"item1") in sent
+    assert SourcePos(settings.topic_upload, 0, 0).key in proc.store.users["studio"].offsets  # type: ignore[attr-defined]
+
+
+class _SlowStore(MemoryStateStore):
+    """Reads take a while, so concurrent batches overlap between read and write."""
+
+    async def get_users(self, user_ids: Sequence[str]) -> dict[str, Any]:
+        out = await super().get_users(user_ids)
+        await asyncio.sleep(0.05)
+        return out
+
+
+async def test_concurrent_batches_of_one_user_both_land() -> None:
+    proc, _ = _proc(wait_s=0.1)
+    store = _SlowStore()
+    proc.store = store
+    await proc.process([Incoming(_upload(i)) for i in range(3)])
+    clicks = [
+        Incoming(_click(n, "dee", n % 3, 1_600_001_000_000 + n), SourcePos("click", 0, n)) for n in range(4)
+    ]
+    reviews = [
+        Incoming(_click(10 + n, "dee", 1, 1_600_001_000_100 + n), SourcePos("review", 0, n)) for n in range(4)
+    ]
+    await asyncio.gather(*(proc.process([c]) for c in clicks), *(proc.process([r]) for r in reviews))
+    assert store.users["dee"].event_count == 8
+    assert set(store.users["dee"].recent_events) == {f"c{n}" for n in (0, 1, 2, 3, 10, 11, 12, 13)}
+
+
+def test_user_lock_stripes_are_sorted_and_stable() -> None:
+    from streams.processor import UserLocks
+
+    locks = UserLocks(stripes=8)
+    got = locks.stripes(["b", "a", "b", "zz"])
+    assert got == sorted(set(got)) and got == locks.stripes(["zz", "a", "b"])
+
+
+async def _send_collector(sent: list[tuple[str, bytes | None, bytes]]) -> Any:
+    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
+        sent.append((topic, key, value))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    return send
+
+
+async def test_click_on_an_unknown_item_is_requeued_then_applied_once_the_item_exists() -> None:
+    proc, store = _proc(wait_s=0.1)
+    sent: list[tuple[str, bytes | None, bytes]] = []
+    runtime = Runtime(proc.settings, proc, await _send_collector(sent), "catalog")
+    await proc.process([Incoming(_upload(i)) for i in range(3)])
+    c = _click(1, "eve", 8, 1_600_001_000_000)
+    batch = [_message(proc.settings.topic_click, 5, c.to_json_bytes(), c.kafka_key)]
+    assert await runtime.handle(batch) == []  # item8 unknown: nothing applied, no list
+    assert sent == [(proc.settings.topic_click, c.kafka_key, c.to_json_bytes())]  # re-queued as is
+    assert "eve" not in store.users
+    await proc.process([Incoming(_upload(8))])
+    (o,) = await runtime.handle([_message(proc.settings.topic_click, 9, c.to_json_bytes(), c.kafka_key)])
+    assert o.embedded and store.users["eve"].event_count == 1
+
+
+async def test_a_click_whose_item_never_comes_is_applied_after_the_last_requeue() -> None:
+    from streams.runtime import MAX_DEFERRALS
+
+    proc, store = _proc(wait_s=0.01)
+    sent: list[tuple[str, bytes | None, bytes]] = []
+    runtime = Runtime(proc.settings, proc, await _send_collector(sent), "catalog")
+    c = _click(1, "fin", 404, 1_600_001_000_000)
+    for offset in range(MAX_DEFERRALS + 1):
+        outcomes = await runtime.handle(
+            [_message(proc.settings.topic_click, offset, c.to_json_bytes(), c.kafka_key)]
+        )
+    assert len(sent) == MAX_DEFERRALS + 1  # MAX_DEFERRALS re-queues, then one list
+    assert [o.embedded for o in outcomes] == [False] and store.users["fin"].event_count == 1
+
+
+async def test_a_rebalance_ends_the_wait_at_once() -> None:
+    proc, _ = _proc(wait_s=30.0)
+    proc.rebalancing = lambda: True
+    c = _click(1, "gus", 77, 1_600_001_000_000)
+    assert await asyncio.wait_for(proc.process([Incoming(c)], defer=lambda x: True), 2) == []
