@@ -182,7 +182,9 @@ class Settings(BaseSettings):
     unknown_item_wait_s: float = Field(
         30.0,
         ge=0,
-        description="How long a click on an item not yet in the catalogue waits for its upload.",
+        description="How long (while no dependency is failing) a click on an item not yet in the "
+        "catalogue waits for its upload; then it is re-queued (up to 10 times) before being applied "
+        "without the item.",
     )
     model_dir: Path = Field(REPO_ROOT / "artifacts" / "models", description="Trained fusion models.")
 
