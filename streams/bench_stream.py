@@ -16,10 +16,12 @@ import argparse
 import asyncio
 import os
 import statistics
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -260,15 +262,18 @@ def run_stream_benchmarks(
 
     from kafka.admin import KafkaAdminClient, NewTopic
 
-    from streams.deployment import Deployment
     from streams.kafka_config import kafka_python_config
+    from streams.workerproc import Deployment, recstream_environ
 
     tag = "b" + uuid.uuid4().hex[:6]
     runs: dict[str, list[StreamMeasure]] = {"click": [], "passthrough": [], "fresh": [], "review": []}
     overrides = {"RECSTREAM_LOG_LEVEL": "WARNING", "RECSTREAM_K": "20"}
-    with Deployment(settings, workers=1, overrides=overrides) as dep:
+    logs = Path(tempfile.mkdtemp(prefix="recstream-bench-"))
+    partitions = settings.topic_partitions
+    with Deployment.create(recstream_environ(), logs, partitions=partitions, **overrides) as dep:
+        dep.start_worker()
         s = dep.settings
-        src, dst = f"{dep.tag}.pt.in", f"{dep.tag}.pt.out"
+        src, dst = f"{s.consumer_group}.pt.in", f"{s.consumer_group}.pt.out"
         admin = KafkaAdminClient(**kafka_python_config(s))
         try:
             admin.create_topics(

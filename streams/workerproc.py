@@ -21,11 +21,18 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
-from recstream.settings import Settings, load_settings
+from recstream.settings import ENV_PREFIX, Settings, load_settings
 
 RECSTREAM = str(Path(sys.executable).parent / "recstream")
 _LAG = re.compile(r'^recstream_consumer_lag\{partition="(\d+)",topic="([^"]+)"\} (\S+)$', re.M)
+
+
+def recstream_environ() -> dict[str, str]:
+    """The ``RECSTREAM_*`` variables of this process (the base of an isolated deployment)."""
+    return {k: v for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)}
 
 
 def free_port() -> int:
@@ -165,7 +172,10 @@ class WorkerProcess:
 
 @dataclass
 class Deployment:
-    """An isolated deployment (see :func:`isolated_env`) and the workers started for it."""
+    """An isolated deployment (see :func:`isolated_env`) and the workers started for it.
+
+    Use as ``with Deployment.create(...) as dep:``; leaving the block calls :meth:`drop`.
+    """
 
     env: dict[str, str]
     settings: Settings
@@ -216,3 +226,11 @@ class Deployment:
 
     def __iter__(self) -> Iterator[WorkerProcess]:
         return iter(self.workers)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.drop()

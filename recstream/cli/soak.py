@@ -93,16 +93,15 @@ def summary(report: dict[str, Any], png_name: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run the soak and write the report, plot and doc section."""
-    import os
 
     from recstream.settings import load_settings
     from streams.datasets import load_movielens, parse_dataset_arg
     from streams.replay import movielens_events
     from streams.soak import SoakConfig, replace_section, run_soak
-    from streams.workerproc import Deployment
+    from streams.workerproc import Deployment, recstream_environ
 
     settings = load_settings()
-    base = {k: v for k, v in os.environ.items() if k.startswith("RECSTREAM_")}
+    base = recstream_environ()
     base.setdefault("RECSTREAM_LOG_LEVEL", "WARNING")
     events = list(movielens_events(load_movielens(parse_dataset_arg(args.dataset))))
     deployment = Deployment.create(base, args.out.parent / "logs" / "soak")

@@ -34,7 +34,7 @@ from streams.datasets import MovieLens
 from streams.evaluation.baselines import Baseline, default_baselines
 from streams.evaluation.client import PrecomputedClient
 from streams.evaluation.protocol import Tally, ordered_events
-from streams.evaluation.scoring import ScorePass
+from streams.evaluation.scoring import ScorePass, frozen_list
 from streams.processor import Incoming, Processor
 from streams.state.base import UserState
 from streams.trending import Trending
@@ -114,11 +114,7 @@ class _Frozen:
 
     def recommend(self, user: str, k: int, exclude: set[str]) -> list[str]:
         assert self.states is not None and self.trending is not None
-        st = self.states.get(user)
-        emb = None if st is None else st.embedding
-        if emb is None:
-            return [i for i, _ in self.trending.top(k, exclude)]
-        return [i for i, _ in self.processor.index.search(emb[None, :], k, [exclude])[0]]
+        return frozen_list(self.states, self.trending, self.processor.index, user, k, exclude)
 
 
 async def run_inprocess(
@@ -208,13 +204,7 @@ async def run_inprocess(
     timings["replay_s"] = clock() - t_run
     await client.close()
     timings.update({f"{n}_s": v for n, v in sp.spent.items()})
-    proto, tallies = sp.proto, sp.tallies
-
-    counts = {
-        "all": dict(proto.counts),
-        "after_cut": dict(proto.after_cut),
-        "scored": {"click": tallies["recstream"].n, "review": 0, "upload": 0},
-    }
+    counts = sp.event_counts()
     model = {
         "artefact": str(artefact),
         "model_version": info.version,
@@ -230,4 +220,4 @@ async def run_inprocess(
         "memo_hits": client.hits,
         "memo_misses": client.misses,
     }
-    return RunResult(k, tallies, counts, sp.scored_ts, timings, model, sp.scored_lists)
+    return RunResult(k, sp.tallies, counts, sp.scored_ts, timings, model, sp.scored_lists)

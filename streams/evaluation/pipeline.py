@@ -22,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -40,10 +42,13 @@ from streams.errors import StreamError
 from streams.evaluation.baselines import Baseline, default_baselines
 from streams.evaluation.inprocess import RunResult, check_trained_before_cut
 from streams.evaluation.protocol import ordered_events
-from streams.evaluation.scoring import ScorePass
+from streams.evaluation.scoring import ScorePass, frozen_list
 from streams.kafka_config import aiokafka_config
 from streams.state.base import ItemRecord, UserState
 from streams.trending import Trending
+
+if TYPE_CHECKING:
+    from streams.state.cassandra import CassandraStateStore
 
 
 class PipelineEvalError(StreamError):
@@ -192,16 +197,10 @@ async def drive(
     return out
 
 
-async def _snapshot(store: object, users: set[str]) -> dict[str, UserState]:
-    from streams.state.cassandra import CassandraStateStore
-
-    assert isinstance(store, CassandraStateStore)
+async def _snapshot(store: CassandraStateStore, users: set[str]) -> dict[str, UserState]:
+    """Every known user's state, read from ``store`` (closed afterwards)."""
     try:
-        ids = sorted(users)
-        states: dict[str, UserState] = {}
-        for s in range(0, len(ids), 500):
-            states.update(await store.get_users(ids[s : s + 500]))
-        return states
+        return await store.get_users(sorted(users))  # the store reads in chunks
     finally:
         await store.close()
 
@@ -230,11 +229,7 @@ class SnapshotFrozen:
 
     def recommend(self, user: str, k: int, exclude: set[str]) -> list[str]:
         """The list from the user's state at the cut (trending at the cut without one)."""
-        st = self.states.get(user)
-        emb = None if st is None else st.embedding
-        if emb is None:
-            return [i for i, _ in self.trending.top(k, exclude)]
-        return [i for i, _ in self.index.search(emb[None, :], k, [exclude])[0]]
+        return frozen_list(self.states, self.trending, self.index, user, k, exclude)
 
 
 def served_artefact(settings: Settings, version: str, scratch: Path) -> Path:
@@ -293,7 +288,7 @@ async def run_pipeline(
         LeakError: The model was trained past the cut.
         PipelineEvalError: Triton serves another model, or lists did not come back.
     """
-    from streams.deployment import Deployment
+    from streams.workerproc import Deployment, recstream_environ
 
     cut = ml.cut_order(cut_frac) if cut_order is None else cut_order
     meta = meta_of(artefact)
@@ -322,7 +317,11 @@ async def run_pipeline(
         "RECSTREAM_LOG_LEVEL": "WARNING",
     }
     t0 = clock()
-    with Deployment(settings, workers=workers, overrides=overrides) as dep:
+    logs = Path(tempfile.mkdtemp(prefix="recstream-eval-"))
+    partitions = settings.topic_partitions
+    with Deployment.create(recstream_environ(), logs, partitions=partitions, **overrides) as dep:
+        for _ in range(workers):
+            dep.start_worker()
         timings["deploy_s"] = clock() - t0
         d = await drive(events, dep.settings, cut, progress=progress)
     timings["replay_s"] = d.seconds
@@ -333,11 +332,7 @@ async def run_pipeline(
         sp.after(order, ev, d.lists.get(ev.event_id))
         frozen.observe(ev, order < cut)
     timings.update({f"{n}_s": v for n, v in sp.spent.items() if n != "recstream"})
-    counts = {
-        "all": dict(sp.proto.counts),
-        "after_cut": dict(sp.proto.after_cut),
-        "scored": {"click": sp.tallies["recstream"].n, "review": 0, "upload": 0},
-    }
+    counts = sp.event_counts()
     model = {
         "artefact": str(artefact),
         "model_version": info.version,

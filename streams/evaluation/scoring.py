@@ -17,8 +17,11 @@ from collections.abc import Callable
 from typing import Protocol as TypingProtocol
 
 from schemas.events import ClickEvent, Event
+from streams.catalog.base import ItemIndex
 from streams.evaluation.baselines import Baseline, UserHistory
 from streams.evaluation.protocol import Protocol, Tally, rank_of
+from streams.state.base import UserState
+from streams.trending import Trending
 
 
 class FrozenSystem(TypingProtocol):
@@ -27,6 +30,17 @@ class FrozenSystem(TypingProtocol):
     def recommend(self, user: str, k: int, exclude: set[str]) -> list[str]:
         """Top-``k`` item ids for ``user``, none of ``exclude``."""
         ...
+
+
+def frozen_list(
+    states: dict[str, UserState], trending: Trending, index: ItemIndex, user: str, k: int, exclude: set[str]
+) -> list[str]:
+    """The list from ``user``'s frozen state over ``index`` (frozen trending without a state)."""
+    st = states.get(user)
+    emb = None if st is None else st.embedding
+    if emb is None:
+        return [i for i, _ in trending.top(k, exclude)]
+    return [i for i, _ in index.search(emb[None, :], k, [exclude])[0]]
 
 
 class ScorePass:
@@ -61,6 +75,14 @@ class ScorePass:
         self.scored_ts: list[int] = []
         self.scored_lists: dict[str, list[str]] = {}  # scored event id -> recstream list used
         self.missing_lists = 0
+
+    def event_counts(self) -> dict[str, dict[str, int]]:
+        """Events per type (``all``, ``after_cut``) and scored events per type (clicks only)."""
+        return {
+            "all": dict(self.proto.counts),
+            "after_cut": dict(self.proto.after_cut),
+            "scored": {"click": self.tallies["recstream"].n, "review": 0, "upload": 0},
+        }
 
     def before(self, order: int, ev: Event) -> None:
         """Score ``ev`` if the protocol says it is scorable (before it is applied anywhere)."""

@@ -13,12 +13,8 @@ import ipaddress
 import json
 import os
 import secrets
-import signal
 import subprocess
-import sys
 import time
-import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +23,13 @@ import pytest
 
 from deploy.local.tls import LocalTls, ensure_local_tls
 from recstream.settings import Settings, load_settings
+from streams.workerproc import RECSTREAM, WorkerProcess, isolated_env, prepare
+
+__all__ = ["RECSTREAM"]  # re-exported for the tests of this package
 
 #: Ports of the secured servers (the shared stack uses 9xxx, the chaos stack 19xxx).
 KAFKA_PORT = 29092  # controller on 29093
 CASSANDRA_PORTS = {"port": 29042, "storage": 27000, "jmx": 27199}
-RECSTREAM = str(Path(sys.executable).parent / "recstream")
 
 
 @dataclass(frozen=True)
@@ -170,70 +168,24 @@ class SecureWorker:
     env: dict[str, str]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def secure_worker(
     secure_stack: SecureStack, shared_triton: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SecureWorker]:
     """A real worker at DEBUG log level on the secured stack (own topics, group and keyspace)."""
-    from streams.state.cassandra import apply_schema
-    from streams.topics import ensure_topics
-
-    tag = uuid.uuid4().hex[:8]
-    env = {
-        **secure_stack.env,
-        "RECSTREAM_TOPIC_CLICK": f"s{tag}.click",
-        "RECSTREAM_TOPIC_UPLOAD": f"s{tag}.upload",
-        "RECSTREAM_TOPIC_REVIEW": f"s{tag}.review",
-        "RECSTREAM_TOPIC_RECS": f"s{tag}.recs",
-        "RECSTREAM_TOPIC_DLQ": f"s{tag}.dlq",
-        "RECSTREAM_CONSUMER_GROUP": f"sg{tag}",
-        "RECSTREAM_CASSANDRA_KEYSPACE": f"sec_{tag}",
-        "RECSTREAM_TOPIC_PARTITIONS": "2",
-        "RECSTREAM_K": "5",
-        "RECSTREAM_TRITON_GRPC_URL": shared_triton,
-        "RECSTREAM_LOG_LEVEL": "DEBUG",
-    }
-    settings = load_settings(env)
-    apply_schema(settings)  # through the password + TLS session of the store
-    ensure_topics(settings)  # through the SASL_SSL admin client
-    port = _free_port()
-    log = tmp_path_factory.mktemp("secure-worker") / "worker.log"
-    base_env = {k: v for k, v in os.environ.items() if not k.upper().startswith("RECSTREAM_")}
-    proc = subprocess.Popen(
-        [RECSTREAM, "worker", "--web-port", str(port)],
-        env={**base_env, **env},
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    env = isolated_env(secure_stack.env, partitions=2)
+    env.update(
+        {
+            "RECSTREAM_K": "5",
+            "RECSTREAM_TRITON_GRPC_URL": shared_triton,
+            "RECSTREAM_LOG_LEVEL": "DEBUG",
+        }
     )
+    # Schema and topics go through the password + TLS session and the SASL_SSL admin client.
+    settings = prepare(env)
+    log = tmp_path_factory.mktemp("secure-worker") / "worker.log"
+    worker = WorkerProcess.start(env, log)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"worker exited: {log.read_text(errors='replace')[-3000:]}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"worker not ready: {log.read_text(errors='replace')[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                    if json.loads(r.read())["ready"]:
-                        break
-            except Exception:
-                pass
-            time.sleep(0.5)
-        yield SecureWorker(proc, port, log, settings, env)
+        yield SecureWorker(worker.proc, worker.port, log, settings, env)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        worker.stop()
