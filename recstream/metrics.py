@@ -67,6 +67,23 @@ TRITON_CIRCUIT = Gauge(
 CONSUMER_LAG = Gauge(
     "recstream_consumer_lag", "Messages behind the log end, per partition.", ["topic", "partition"]
 )
+CASSANDRA_STATEMENTS = Counter(
+    "recstream_cassandra_statements_total",
+    "Requests sent to Cassandra, by kind (read, write, items); a write is one user's batch.",
+    ["kind"],
+)
+COMMITS = Counter(
+    "recstream_commits_total",
+    "Input offset commits after a state flush, by outcome (ok, rejected: the group rebalanced).",
+    ["outcome"],
+)
+STATE_USERS = Gauge("recstream_state_users", "User states held in memory for the owned partitions.")
+STATE_DIRTY = Gauge("recstream_state_dirty_users", "User states changed since their last write.")
+OFFSET_HOLES = Counter(
+    "recstream_offset_holes_total",
+    "Input offsets the consumer skipped, found before processing, by resolution (reread, empty).",
+    ["resolution"],
+)
 CATALOG_ITEMS = Gauge("recstream_catalog_items", "Items in the retrieval catalogue.")
 MODEL_INFO = Info("recstream_model", "Model version serving recommendations.")
 
@@ -93,3 +110,9 @@ def stage(name: str) -> Histogram:
 def triton_seconds(model: str) -> Histogram:
     """Cached child of ``recstream_triton_request_seconds``."""
     return TRITON_SECONDS.labels(model=model)
+
+
+@lru_cache(maxsize=8)
+def cassandra_statements(kind: str) -> Counter:
+    """Cached child of ``recstream_cassandra_statements_total``."""
+    return CASSANDRA_STATEMENTS.labels(kind=kind)

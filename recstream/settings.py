@@ -178,6 +178,9 @@ class Settings(BaseSettings):
     weight_review: float = Field(1.0, gt=0, description="Update weight of a review.")
     weight_upload: float = Field(0.5, gt=0, description="Update weight of an upload for its uploader.")
     seen_items_max: int = Field(2000, ge=1, description="Seen items kept per user (newest).")
+    recent_events_max: int = Field(
+        1000, ge=1, description="Applied event ids kept per user (newest), the idempotency window."
+    )
     ann_backend: Literal["exact", "faiss"] = Field("exact", description="Retrieval index.")
     unknown_item_wait_s: float = Field(
         30.0,
@@ -203,6 +206,27 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, ge=1, le=65535, description="Worker web server port.")
     batch_size: int = Field(256, ge=1, description="Most events per stream.take batch.")
     batch_timeout_s: float = Field(0.005, gt=0, description="Max wait to fill a batch.")
+    commit_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description="Write changed user states to Cassandra, then commit the input offsets they "
+        "cover, this often (and at every rebalance and shutdown).",
+    )
+    max_pending_events: int = Field(
+        20_000,
+        ge=1,
+        description="Events taken but not finished (list not yet delivered) before the worker "
+        "waits for deliveries (back-pressure).",
+    )
+    state_cache_max_users: int = Field(
+        1_000_000, ge=1, description="Unchanged user states kept in memory at most (LRU beyond)."
+    )
+    fault_hook: str | None = Field(
+        None,
+        pattern=r"^(after_apply|after_publish|after_flush)(:[0-9]+)?$",
+        description="Tests only: SIGKILL the worker itself the Nth time (default 1st) it reaches "
+        "this point of the commit protocol (after_apply, after_publish, after_flush).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["json", "text"] = Field("json", description="json (structured) or text logs.")
 

@@ -1,10 +1,14 @@
 """The Faust application: thin agents over :class:`streams.runtime.Runtime`.
 
 One agent per input topic (click, upload, review), each taking batches with ``take_events`` so
-Triton and Cassandra see batches; Kafka keys are user ids, so a user's events on a topic stay
-in one partition and in order. Every worker also follows the compacted catalogue topic, so an
-item uploaded through any worker becomes retrievable on all of them. The web routes (ops page,
-metrics, probes) are in :mod:`streams.web.routes`; logging follows :mod:`recstream.logs`.
+Triton sees batches; Kafka keys are user ids, and the three topics are co-partitioned (Faust's
+assignor gives partition ``p`` of all three to one worker), so a user's events are owned by one
+worker at a time. The input topics are declared with acknowledgements off: Faust never commits
+their offsets; the runtime does, after writing the states they cover (:mod:`streams.checkpoint`),
+and this module wires its rebalance and shutdown hooks to Faust's signals. Every worker also
+follows the compacted catalogue topic, so an item uploaded through any worker becomes
+retrievable on all of them. The web routes (ops page, metrics, probes) are in
+:mod:`streams.web.routes`; logging follows :mod:`recstream.logs`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer
+from faust.types import TP
 
 from recstream import logs, metrics
 from recstream.settings import Settings
@@ -43,13 +48,39 @@ class RecstreamApp(faust.App):
             self.runtime.processor.rebalancing = lambda: bool(self.rebalancing)
 
     async def on_stop(self) -> None:
+        if self.runtime is not None:
+            await self.runtime.shutdown()
         if self.ops_web is not None:
             await self.ops_web.close()
         await super().on_stop()
 
 
+class FaustKafka:
+    """:class:`streams.runtime.KafkaPort` over the Faust app's producer and consumer."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> Any:
+        return await self.app.producer.send(topic, key, value, None, None, None)
+
+    async def commit(self, positions: dict[tuple[str, int], int]) -> bool:
+        # Consumer._commit is the transport's commit of explicit offsets (the public commit()
+        # commits Faust's acknowledged offsets, which the input topics never have). It carries
+        # the group generation: after a rebalance the broker refuses it and it returns False.
+        offsets = {TP(t, p): off for (t, p), off in positions.items()}
+        return bool(await self.app.consumer._commit(offsets))  # type: ignore[attr-defined]
+
+    async def seek(self, tp: tuple[str, int], offset: int) -> None:
+        await self.app.consumer.seek(TP(*tp), offset)
+
+    def generation(self) -> int:
+        return int(self.app.consumer_generation_id)
+
+
 def create_app(settings: Settings, runtime_factory: Any) -> RecstreamApp:
     """Build the app. ``runtime_factory(app)`` is awaited at start and returns the Runtime."""
+    settings_session_timeout = 15.0
     # Faust creates its datadir without parents: a fresh stack dir would crash the worker.
     (settings.stack_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = RecstreamApp(
@@ -67,11 +98,11 @@ def create_app(settings: Settings, runtime_factory: Any) -> RecstreamApp:
         store="memory://",
         # Faust writes table metadata under datadir (default: ./<app id>-data in the cwd).
         datadir=str(settings.stack_dir / "faust" / "{conf.name}-data"),
-        broker_commit_every=1000,
+        # Faust's own commits: only for topics with acks (none of the inputs; see above).
         broker_commit_interval=1.0,
         # A dead worker's partitions move after this long without heartbeats (Faust's default,
         # 60 s, stalled them a minute; heartbeats run in the background every 3 s).
-        broker_session_timeout=15.0,
+        broker_session_timeout=settings_session_timeout,
         stream_buffer_maxsize=max(4096, settings.batch_size * 4),
         # The worker's root logging (recstream.logs: JSON or text, secrets scrubbed); Faust's
         # worker applies it when it sets up logging, and adds no handlers of its own.
@@ -80,16 +111,9 @@ def create_app(settings: Settings, runtime_factory: Any) -> RecstreamApp:
     )
     app.runtime_factory = runtime_factory
 
-    def topic(name: str) -> faust.TopicT:
-        return app.topic(name, key_serializer="raw", value_serializer="raw")
-
-    out_topics: dict[str, faust.TopicT] = {}
-
-    async def send(name: str, key: bytes | None, value: bytes) -> Any:
-        t = out_topics.get(name) or out_topics.setdefault(name, topic(name))
-        return await t.send(key=key, value=value)
-
-    app.send_raw = send  # type: ignore[attr-defined]
+    def input_topic(name: str) -> faust.TopicT:
+        # acks=False: Faust neither tracks nor commits these offsets (see the module docstring).
+        return app.topic(name, key_serializer="raw", value_serializer="raw", acks=False)
 
     for event_type, name in settings.event_topics.items():
 
@@ -100,7 +124,30 @@ def create_app(settings: Settings, runtime_factory: Any) -> RecstreamApp:
                 assert app.runtime is not None
                 await app.runtime.handle(events)
 
-        app.agent(topic(name), name=f"recstream.{event_type}")(agent)
+        app.agent(input_topic(name), name=f"recstream.{event_type}")(agent)
+
+    # Both signals are awaited inside the rebalance: revocation finishes and commits before the
+    # group hands the partitions over; assignment starts tracking at the group's commits.
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types async receivers oddly
+    async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+        if app.runtime is not None:
+            await app.runtime.on_revoke(timeout_s=min(10.0, settings_session_timeout / 3))
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+        assigned = args[0] if args else kwargs.get("assigned", ())
+        while app.runtime is None:  # noqa: ASYNC110 - the runtime connects at start-up
+            await asyncio.sleep(0.05)
+        inputs = set(settings.event_topics.values())
+        mine = [(tp.topic, tp.partition) for tp in assigned if tp.topic in inputs]
+        await app.runtime.on_assign(mine, settings.consumer_group)
+
+    @app.task
+    async def checkpoints() -> None:
+        """Write changed states and commit covered offsets every ``commit_interval_s``."""
+        while app.runtime is None:  # noqa: ASYNC110 - a one-off wait at start-up
+            await asyncio.sleep(0.1)
+        await app.runtime.checkpointer.run(settings.commit_interval_s)
 
     @app.task
     async def follow_catalogue() -> None:

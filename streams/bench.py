@@ -109,8 +109,9 @@ async def bench_triton(settings: Settings, seconds: float, repeats: int) -> dict
 
 async def bench_cassandra(settings: Settings, seconds: float, repeats: int) -> Measure:
     """User-state upserts/s through the worker's store (whole-row writes, bounded concurrency)."""
-    from streams.state.base import UserState
-    from streams.state.cassandra import CassandraStateStore, apply_schema
+    from streams.state.base import UserState, UserWrite
+    from streams.state.cassandra import CassandraStateStore
+    from streams.state.schema import apply_schema
 
     apply_schema(settings)
     store = CassandraStateStore.open(settings)
@@ -131,7 +132,7 @@ async def bench_cassandra(settings: Settings, seconds: float, repeats: int) -> M
     ]
 
     async def batch(i: int) -> None:
-        await store.put_users(states)
+        await store.write_users([UserWrite.whole(s) for s in states])
 
     try:
         runs = [

@@ -6,6 +6,7 @@ Hierarchy::
     ├── StateError               the state store failed (wraps the driver error)
     │   ├── SchemaVersionError   the keyspace holds another CQL schema version
     │   └── StateConnectionError Cassandra refused the connection (credentials, TLS, down)
+    ├── PartitionNotOwned        a batch's input partition was revoked while it was processed
     ├── CatalogError             the retrieval index was misused (dimension mismatch, ...)
     └── ReplayError              a dataset replay could not produce its events
 """
@@ -27,6 +28,10 @@ class SchemaVersionError(StateError):
 
 class StateConnectionError(StateError):
     """No connection to Cassandra: refused credentials, a TLS failure or no reachable node."""
+
+
+class PartitionNotOwned(StreamError):
+    """A batch's input partition moved to another worker while the batch was being processed."""
 
 
 class CatalogError(StreamError, ValueError):

@@ -83,6 +83,7 @@ def record_published(
     outcomes: Sequence[Outcome],
     published_s: float,
     *,
+    model_version: str = "",
     lists: LatestLists = LISTS,
     freshness: SampleWindow = FRESHNESS,
     now: float | None = None,
@@ -92,19 +93,23 @@ def record_published(
     Args:
         outcomes: The batch's outcomes, in publishing order (a user's later list wins).
         published_s: Wall-clock time (epoch s) at which the broker acknowledged the lists.
+        model_version: Model that produced the lists.
         lists: Store of latest lists (default: the process-wide one).
         freshness: Window of freshness samples in seconds (default: the process-wide one).
         now: Monotonic time of the samples (default ``time.monotonic()``).
     """
+    last: dict[str, Outcome] = {}
     for o in outcomes:
+        last[o.event.user_id] = o
+    for o in last.values():
         lists.put(
             LatestList(
-                user_id=o.recs.user_id,
-                items=tuple((i.item_id, i.score) for i in o.recs.items),
-                trigger_event_id=o.recs.trigger_event_id,
+                user_id=o.event.user_id,
+                items=o.items,
+                trigger_event_id=o.event.event_id,
                 event_type=o.event.type,
-                model_version=o.recs.model_version,
-                generated_at=o.recs.generated_at,
+                model_version=model_version,
+                generated_at=o.generated_at,
                 published_at=published_s,
             )
         )

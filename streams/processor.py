@@ -1,35 +1,39 @@
-"""Turns a batch of validated events into user-state updates and refreshed lists.
+"""Turns a batch of validated events into user-state updates and refreshed lists, in one pass.
 
-One call of :meth:`Processor.process` handles a batch end to end: embed uploaded items
-(Triton: text, image, fusion), embed review texts, look up clicked items in the catalogue,
-apply every event to its user's state (idempotently), write the states, compute one top-K list
-per event (from the state right after that event) and return the lists for publishing. The
-caller publishes and only then acknowledges the batch; a failure anywhere raises before any
-acknowledgement, and the retry re-runs the batch: already applied events are recognised as
-duplicates and their lists are recomputed and published again.
+:meth:`Processor.process` handles a batch end to end: embed uploaded items (Triton: text, image,
+fusion) and review texts, look up clicked items in the catalogue, make the batch's users present
+in the partition-owned state cache (one read for the new ones), apply every event to its user's
+in-memory state (idempotently, in the batch's order), score every event's list with one matrix
+product over the catalogue (seen items masked by index row), and serialise each list once into
+the bytes that are published and later stored as the user's latest list.
+
+Nothing is written to the state store here: the cache writes changed users behind, before the
+offsets covering them are committed (:mod:`streams.checkpoint`). A failure raises before any
+state changes (every await comes before the synchronous apply), so the caller may retry the
+same batch; events applied by an earlier attempt are recognised as duplicates.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-import zlib
-from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from recstream import metrics
 from recstream.settings import Settings
-from schemas.events import SCHEMA_VERSION, ClickEvent, Event, RecItem, RecsUpdated, ReviewEvent, UploadEvent
+from schemas.events import ClickEvent, Event, RecsUpdated, ReviewEvent, UploadEvent
 from serving.client.base import FusionInfo, FusionInputs, InferenceClient
 from streams.catalog.base import ItemIndex
 from streams.items import fusion_inputs, upload_image_bytes, upload_text
-from streams.state.base import ItemRecord, SourcePos, StateStore, StoredList, UserState
+from streams.lists import list_payload
+from streams.state.base import ItemRecord, SourcePos, StateStore, StoredList
+from streams.state.cache import StateCache
 from streams.trending import Trending
-from streams.userstate import Contribution, apply_contributions
+from streams.userstate import Contribution, LiveUser
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,48 +46,23 @@ class Incoming:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What became of one event: its list, and whether it was already applied before."""
+    """What became of one event: its list (as published) and whether it was applied before."""
 
     event: Event
-    recs: RecsUpdated
+    items: tuple[tuple[str, float], ...]
+    payload: bytes
+    generated_at: int
     duplicate: bool
     embedded: bool
 
-
-class UserLocks:
-    """Serialises the read-modify-write of a user's state across concurrent batches.
-
-    The click, review and upload agents process their batches concurrently, and one user's
-    events arrive on all three topics: two batches holding the same user would both read the
-    old state and the later write would drop the other's events. Users map to a fixed number
-    of lock stripes, always taken in ascending order (no deadlock between batches).
-    """
-
-    def __init__(self, stripes: int = 1024) -> None:
-        self._locks = [asyncio.Lock() for _ in range(stripes)]
-
-    def stripes(self, users: Iterable[str]) -> list[int]:
-        """The sorted stripe numbers of ``users``."""
-        return sorted({zlib.crc32(u.encode("utf-8")) % len(self._locks) for u in users})
-
-    @contextlib.asynccontextmanager
-    async def hold(self, users: Iterable[str]) -> AsyncIterator[None]:
-        """Hold the locks of ``users`` for the body of an ``async with``."""
-        taken: list[asyncio.Lock] = []
-        try:
-            for i in self.stripes(users):
-                await self._locks[i].acquire()
-                taken.append(self._locks[i])
-            yield
-        finally:
-            for lock in reversed(taken):
-                lock.release()
+    @property
+    def recs(self) -> RecsUpdated:
+        """The list as a schema record (parsed from the payload; not used on the hot path)."""
+        return _parse(self.payload)
 
 
-async def _timed(stage: str, op: Awaitable[None]) -> None:
-    t0 = time.perf_counter()
-    await op
-    metrics.stage(stage).observe(time.perf_counter() - t0)
+def _parse(payload: bytes) -> RecsUpdated:
+    return RecsUpdated.from_json_bytes(payload)
 
 
 def effective_tau(settings: Settings, model: FusionInfo) -> float:
@@ -104,10 +83,11 @@ class Processor:
     Args:
         settings: Settings (K, decay, weights, bounds).
         client: Model client (Triton in workers, in-process in the fast evaluation).
-        store: State store (Cassandra in workers, memory in the fast evaluation).
+        store: State store (items are written through at once; users through ``cache``).
         index: Item index for retrieval.
         model: Served model dimensions and version.
         clock: Wall clock in seconds (injectable for tests).
+        cache: Partition-owned user states (default: a cache over ``store``).
     """
 
     def __init__(
@@ -118,10 +98,12 @@ class Processor:
         index: ItemIndex,
         model: FusionInfo,
         clock: Callable[[], float] = time.time,
+        cache: StateCache | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
         self.store = store
+        self.cache = cache or StateCache(store, settings.state_cache_max_users)
         self.index = index
         self.model = model
         self.tau_s = effective_tau(settings, model)
@@ -130,7 +112,6 @@ class Processor:
         self.titles: dict[str, str] = {}
         #: Batches currently retrying after a dependency failure (maintained by the runtime).
         self.failing_batches = 0
-        self.user_locks = UserLocks()
         #: Whether the worker's consumer group is rebalancing (set by the Faust app): a click
         #: waiting for its item then stops waiting, since the rebalance waits for its batch.
         self.rebalancing: Callable[[], bool] = lambda: False
@@ -180,11 +161,12 @@ class Processor:
     async def _review_embeddings(self, reviews: Sequence[ReviewEvent]) -> np.ndarray:
         # Reviews reach the user state through the text path: text encoder, then fusion with
         # only the text modality present, so they land in the shared item/user space.
+        t0 = time.perf_counter()
         text = await self.client.encode_text([r.text for r in reviews])
         n = len(reviews)
         mask = np.zeros((n, 4), dtype=np.float32)
         mask[:, 0] = 1.0
-        return await self.client.fuse(
+        out = await self.client.fuse(
             FusionInputs(
                 text=text,
                 image=np.zeros((n, self.model.image_dim), dtype=np.float32),
@@ -193,6 +175,8 @@ class Processor:
                 mask=mask,
             )
         )
+        metrics.stage("embed_reviews").observe(time.perf_counter() - t0)
+        return out
 
     @property
     def stalled(self) -> bool:
@@ -234,29 +218,37 @@ class Processor:
         return s.weight_upload
 
     async def process(
-        self, batch: Sequence[Incoming], *, defer: Callable[[Incoming], bool] | None = None
+        self,
+        batch: Sequence[Incoming],
+        *,
+        defer: Callable[[Incoming], bool] | None = None,
+        requeue: Callable[[list[Incoming]], Awaitable[None]] | None = None,
     ) -> list[Outcome]:
         """Apply a batch and compute one list per event (see the module docstring).
 
         Args:
             batch: Validated events with their Kafka positions.
             defer: For a click whose item is still unknown after the wait: True leaves it out
-                (no outcome, state untouched; the caller re-queues it), False applies it without
-                the item's embedding. None: never defer.
+                (no outcome, state untouched), False applies it without the item's embedding.
+                None: never defer.
+            requeue: Awaited with the deferred clicks *before* anything is applied: it must
+                make them durable elsewhere (the runtime sends them to the back of their
+                partition). A later event of the same user moves its offset guard past them,
+                so the state written after this batch would otherwise lose them for good.
         """
         if not batch:
             return []
         uploads = [x.event for x in batch if isinstance(x.event, UploadEvent)]
         reviews = [x.event for x in batch if isinstance(x.event, ReviewEvent)]
         clicks = [x.event for x in batch if isinstance(x.event, ClickEvent)]
-        items: list[ItemRecord] = []
+        item_vec: dict[str, np.ndarray] = {}
         if uploads:
             items = await self.embed_uploads(uploads)
             t0 = time.perf_counter()
             await self.store.put_items(items)
             metrics.stage("cassandra_items").observe(time.perf_counter() - t0)
             self.add_items(items)
-        item_vec = {it.item_id: it.embedding for it in items}
+            item_vec = {it.item_id: it.embedding for it in items}
         review_vec: dict[str, np.ndarray] = {}
         if reviews:
             emb = await self._review_embeddings(reviews)
@@ -269,62 +261,113 @@ class Processor:
                 if isinstance(x.event, ClickEvent) and x.event.item_id not in click_vec and defer(x)
             }
             if held:
+                if requeue is not None:
+                    await requeue([x for x in batch if x.event.event_id in held])
                 batch = [x for x in batch if x.event.event_id not in held]
-                clicks = [c for c in clicks if c.event_id not in held]
                 if not batch:
                     return []
+        t0 = time.perf_counter()
+        await self.cache.ensure(
+            (x.event.user_id, -1 if x.source is None else x.source.partition) for x in batch
+        )
+        metrics.stage("state_ensure").observe(time.perf_counter() - t0)
+        # From here on nothing awaits: the batch is applied and listed in one synchronous pass,
+        # so concurrent agents never interleave inside a user's update.
+        return self._apply_and_list(batch, item_vec, review_vec, click_vec)
 
-        per_user: dict[str, list[Contribution]] = defaultdict(list)
+    def _apply_and_list(
+        self,
+        batch: Sequence[Incoming],
+        item_vec: dict[str, np.ndarray],
+        review_vec: dict[str, np.ndarray],
+        click_vec: dict[str, np.ndarray],
+    ) -> list[Outcome]:
+        t0 = time.perf_counter()
+        s = self.settings
+        seen_max, recent_max, version, tau = (
+            s.seen_items_max,
+            s.recent_events_max,
+            self.model.version,
+            self.tau_s,
+        )
+        warm_rows: list[int] = []
+        queries: list[np.ndarray] = []
+        excludes: list[np.ndarray] = []
+        applied: list[tuple[Incoming, LiveUser, bool, bool]] = []
+        cold: dict[int, list[str]] = {}
+        last_of_user: dict[str, int] = {}
         for x in batch:
             ev = x.event
+            user = self.cache.get(ev.user_id)
             if isinstance(ev, UploadEvent):
                 vec = item_vec.get(ev.item_id)
             elif isinstance(ev, ReviewEvent):
                 vec = review_vec.get(ev.event_id)
             else:
                 vec = click_vec.get(ev.item_id)
-            per_user[ev.user_id].append(
-                Contribution(ev.event_id, ev.user_id, ev.item_id, ev.ts, vec, self._weight(ev), x.source)
-            )
+            c = Contribution(ev.event_id, ev.user_id, ev.item_id, ev.ts, vec, self._weight(ev), x.source)
+            dup = user.is_duplicate(c)
+            if not dup:
+                added = user.apply(
+                    c, tau_s=tau, seen_max=seen_max, recent_max=recent_max, model_version=version
+                )
+                self._track_seen_rows(user, ev.item_id if added else None)
+                if isinstance(ev, ClickEvent):
+                    self.trending.add(ev.item_id, ev.ts)
+                last_of_user[ev.user_id] = len(applied)
+            i = len(applied)
+            applied.append((x, user, dup, vec is not None))
+            emb = user.embedding
+            if emb is None:
+                cold[i] = list(user.seen)
+            else:
+                warm_rows.append(i)
+                queries.append(emb)
+                excludes.append(self._seen_rows(user))
+        metrics.stage("apply").observe(time.perf_counter() - t0)
+        t1 = time.perf_counter()
+        k = s.k
+        ranked: dict[int, list[tuple[str, float]]] = {}
+        if warm_rows:
+            hits = self.index.search_rows(np.stack(queries), k, excludes)
+            ranked = dict(zip(warm_rows, hits, strict=True))
+        for i, seen in cold.items():
+            ranked[i] = self.cold_start(k, set(seen))
+        metrics.stage("retrieval").observe(time.perf_counter() - t1)
+        t2 = time.perf_counter()
+        now_ms = int(self.clock() * 1000)
+        out: list[Outcome] = []
+        counts: Counter[tuple[str, str]] = Counter()
+        for i, (x, user, dup, embedded) in enumerate(applied):
+            ev = x.event
+            items = tuple(ranked[i])
+            payload = list_payload(ev.user_id, items, ev.event_id, version, now_ms)
+            out.append(Outcome(ev, items, payload, now_ms, dup, embedded))
+            counts[(ev.type, "duplicate" if dup else ("processed" if embedded else "unknown_item"))] += 1
+            if last_of_user.get(ev.user_id) == i:
+                self.cache.changed(user, StoredList(ev.user_id, payload.decode(), ev.event_id, now_ms))
+        for (etype, outcome), n in counts.items():
+            metrics.events(etype, outcome).inc(n)
+        metrics.stage("serialise").observe(time.perf_counter() - t2)
+        return out
 
-        async with self.user_locks.hold(per_user):
-            return await self._apply(batch, per_user, {c.event_id for c in clicks})
+    def _track_seen_rows(self, user: LiveUser, new_item: str | None) -> None:
+        """Keep ``user.seen_rows`` (index rows of seen items) up to date after an apply."""
+        if new_item is None or user.seen_rows is None:
+            return
+        row = self.index.row(new_item)
+        if row is not None:
+            user.seen_rows = np.append(user.seen_rows, row)
+        # An item unknown to the index: rows are rebuilt once the index has grown.
 
-    async def _apply(
-        self, batch: Sequence[Incoming], per_user: dict[str, list[Contribution]], click_ids: set[str]
-    ) -> list[Outcome]:
-        # Read-modify-write of the users' states: the caller holds their locks.
-        t0 = time.perf_counter()
-        states = await self.store.get_users(list(per_user))
-        metrics.stage("cassandra_read").observe(time.perf_counter() - t0)
-        finals: list[UserState] = []
-        steps_by_event: dict[str, tuple[UserState, bool, bool]] = {}
-        for user, contribs in per_user.items():
-            final, steps = apply_contributions(
-                states.get(user),
-                user,
-                contribs,
-                tau_s=self.tau_s,
-                seen_max=self.settings.seen_items_max,
-                model_version=self.model.version,
-            )
-            finals.append(final)
-            for c, st, dup in steps:
-                steps_by_event[c.event_id] = (st, dup, c.embedding is not None)
-                if not dup and c.event_id in click_ids:
-                    self.trending.add(c.item_id, c.ts)
-        outcomes = self._lists(batch, steps_by_event)
-        last: dict[str, Outcome] = {o.event.user_id: o for o in outcomes}
-        lists = [
-            StoredList(u, o.recs.to_json_bytes().decode(), o.recs.trigger_event_id, o.recs.generated_at)
-            for u, o in last.items()
-        ]
-        # States and latest lists are independent writes: one round trip instead of two.
-        await asyncio.gather(
-            _timed("cassandra_write", self.store.put_users(finals)),
-            _timed("cassandra_lists", self.store.put_lists(lists)),
-        )
-        return outcomes
+    def _seen_rows(self, user: LiveUser) -> np.ndarray:
+        """Index rows of the user's seen items (cached on the user; rebuilt when stale)."""
+        rows = user.seen_rows
+        if rows is None or (len(rows) < len(user.seen) and user.seen_rows_version != self.index.version):
+            rows = self.index.rows(user.seen)
+            user.seen_rows = rows
+            user.seen_rows_version = self.index.version
+        return rows
 
     def cold_start(self, k: int, exclude: set[str]) -> list[tuple[str, float]]:
         """Trending items, topped up with the newest catalogue items so the list has ``k``."""
@@ -337,33 +380,3 @@ class Processor:
                     if len(top) == k:
                         break
         return top
-
-    def _lists(
-        self, batch: Sequence[Incoming], steps: dict[str, tuple[UserState, bool, bool]]
-    ) -> list[Outcome]:
-        t0 = time.perf_counter()
-        k = self.settings.k
-        now_ms = int(self.clock() * 1000)
-        warm = [x for x in batch if steps[x.event.event_id][0].embedding is not None]
-        cold = [x for x in batch if steps[x.event.event_id][0].embedding is None]
-        ranked: dict[str, list[tuple[str, float]]] = {}
-        if warm:
-            queries = np.stack([steps[x.event.event_id][0].embedding for x in warm])  # type: ignore[misc]
-            hits = self.index.search(queries, k, [set(steps[x.event.event_id][0].seen) for x in warm])
-            ranked = {x.event.event_id: h for x, h in zip(warm, hits, strict=True)}
-        for x in cold:
-            ranked[x.event.event_id] = self.cold_start(k, set(steps[x.event.event_id][0].seen))
-        metrics.stage("retrieval").observe(time.perf_counter() - t0)
-        out = []
-        for x in batch:
-            _, dup, embedded = steps[x.event.event_id]
-            recs = RecsUpdated(
-                user_id=x.event.user_id,
-                items=tuple(RecItem(item_id=i, score=round(s, 6)) for i, s in ranked[x.event.event_id]),
-                trigger_event_id=x.event.event_id,
-                model_version=self.model.version,
-                generated_at=now_ms,
-                schema_version=SCHEMA_VERSION,
-            )
-            out.append(Outcome(x.event, recs, dup, embedded))
-        return out

@@ -1,25 +1,40 @@
-"""The worker's per-batch loop: decode at the edge, process, publish, count.
+"""The worker's per-batch loop and its side of the commit protocol.
 
-Agents call :meth:`Runtime.handle` with a batch of raw Kafka events and return only when every
-event is either dead-lettered or applied with its list published: Faust acknowledges the batch
-(and later commits its offsets) after that, so a crash at any point re-delivers the batch and
-the idempotent state update makes the redelivery harmless. A failing dependency (Triton,
-Cassandra, Kafka) pauses the batch and retries with backoff; it never turns into dead letters.
-Nothing may escape :meth:`Runtime.handle`: Faust's ``take_events`` acks a batch in a
-``finally``, so an exception would mark unprocessed events as done. A click whose item is still
-unknown after its wait is re-queued (its message is sent again, to the back of its partition)
-up to ``MAX_DEFERRALS`` times before it is applied without the item's embedding.
+Agents call :meth:`Runtime.handle` with a batch of raw Kafka events. The runtime *admits* each
+message (:class:`streams.offsets.OffsetTracker`: the next offset of an owned partition; a
+redelivery, a stale batch or a skipped range is never processed twice or past), decodes it at
+the edge (bad input goes to the dead-letter topic with its reason), has the
+:class:`streams.processor.Processor` apply the batch to the in-memory state and score its lists,
+and hands every message to the producer *without waiting for the broker*: the next batch is
+processed while this one's lists travel. When a batch's messages are all delivered its offsets
+are done; the :class:`streams.checkpoint.Checkpointer` writes the states and commits the done
+positions every ``commit_interval_s``. Back-pressure: at most ``max_pending_events`` events are
+taken and not done.
+
+A failing dependency (Triton, Cassandra, Kafka) pauses the batch and retries it with backoff;
+it never turns into dead letters and never advances a commit. A click whose item is still
+unknown after its wait is re-queued (sent again, to the back of its partition) up to
+``MAX_DEFERRALS`` times before it is applied without the item's embedding; the state that skips
+it is written only after the copy is delivered, so a crash cannot lose it.
+
+Rebalances: :meth:`Runtime.on_revoke` stops new batches, waits for the ones in flight, writes
+the states and commits every owned position; :meth:`Runtime.on_assign` starts tracking the new
+partitions at the group's committed offsets and keeps the cached users of the partitions that
+stayed (only when that last commit was accepted: a worker the group had already replaced, after
+a long pause, drops everything it held).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections import defaultdict
+from collections.abc import Awaitable, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -29,49 +44,164 @@ from schemas.deadletter import make_dead_letter
 from schemas.edge import Rejection, decode_event
 from schemas.limits import Limits
 from serving.errors import InferenceError, TransientInferenceError
-from streams.errors import StateError
+from streams.checkpoint import Checkpointer, OffsetsReader
+from streams.errors import PartitionNotOwned, StateError
+from streams.faults import FaultPoints
 from streams.latest import record_published
+from streams.offsets import TP, Admit, OffsetTracker
 from streams.processor import Incoming, Outcome, Processor
 from streams.state.base import ItemRecord, SourcePos
 
 log = logging.getLogger("recstream.worker")
 
-#: send(topic, key, value) -> awaitable that resolves when the broker has the message.
-Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
 #: A message to publish: (topic, key, value).
 Message = tuple[str, bytes | None, bytes]
 #: How often a click on an unknown item is re-queued before it is applied without the item.
 MAX_DEFERRALS = 10
 
 
+class KafkaPort(Protocol):
+    """What the runtime needs of the Kafka client (the Faust app in the worker)."""
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
+        """Hand a message to the producer; the result resolves when the broker has it."""
+
+    async def commit(self, positions: dict[TP, int]) -> bool:
+        """Commit positions for the group; False when the broker refused (rebalanced)."""
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        """Make the consumer read ``tp`` again from ``offset``."""
+
+    def generation(self) -> int:
+        """The consumer group generation of the current assignment."""
+
+
 class Runtime:
-    """Glue between Faust events and the :class:`Processor`.
+    """Glue between Faust events, the :class:`Processor` and the commit protocol.
 
     Args:
         settings: Settings.
-        processor: The batch logic.
-        send: Publishes one message and returns its delivery future.
+        processor: The batch logic (holds the state cache).
+        kafka: Producer, commits and seeks.
         catalog_topic: Compacted topic on which new items are broadcast to all workers.
+        offsets: Broker-side offsets (start positions, hole probes); None only in unit tests,
+            which assign partitions themselves.
     """
 
-    def __init__(self, settings: Settings, processor: Processor, send: Send, catalog_topic: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        processor: Processor,
+        kafka: KafkaPort,
+        catalog_topic: str,
+        offsets: OffsetsReader | None = None,
+    ) -> None:
         self.settings = settings
         self.processor = processor
-        self.send = send
+        self.kafka = kafka
         self.catalog_topic = catalog_topic
+        self.offsets = offsets
         self.limits = Limits.from_settings(settings)
+        self.tracker = OffsetTracker()
+        self.faults = FaultPoints(settings.fault_hook)
+        self.checkpointer = Checkpointer(self.tracker, processor.cache, kafka.commit, self.faults)
         self.paused_s = 0.0
         self._deferrals: dict[str, int] = {}  # event id -> times re-queued (item still unknown)
+        self._ready = asyncio.Event()  # partitions assigned and initialised
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._finishing: set[asyncio.Task[None]] = set()
+        self._repairs: dict[TP, asyncio.Task[None]] = {}
+        self._kept_ok = False  # the last revocation's commit was accepted
 
-    async def handle(self, raw_events: Sequence[Any]) -> list[Outcome]:
+    # --- batches ---------------------------------------------------------------------------
+
+    async def handle(self, raw_events: Sequence[Any]) -> None:
         """Process one batch of Faust events (``event.message`` carries topic/partition/offset)."""
+        await self._ready.wait()
+        msgs = self._admit(raw_events)
+        if not msgs:
+            return
+        self._inflight += 1
+        self._idle.clear()
+        try:
+            await self._backpressure()
+            await self._process(msgs)
+        except Exception:
+            # A bug, not a dependency (those are retried inside): nothing of the batch is done,
+            # so nothing is committed past it; read it again rather than stall its partitions.
+            log.exception("batch failed unexpectedly; its partitions are read again from its start")
+            await self._rewind(msgs)
+        finally:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.set()
+
+    def _admit(self, raw_events: Sequence[Any]) -> list[Any]:
+        """The messages to process: next offsets of owned partitions of this generation."""
+        generation = self.kafka.generation()
+        out = []
+        for ev in raw_events:
+            msg = ev.message
+            if getattr(msg, "generation_id", generation) != generation:
+                continue  # fetched before the last rebalance: read again from the commit
+            tp = (msg.topic, msg.partition)
+            verdict = self.tracker.admit(tp, msg.offset)
+            if verdict is Admit.NEXT:
+                out.append(msg)
+            elif verdict is Admit.GAP and tp not in self._repairs:
+                self._repairs[tp] = asyncio.create_task(self._repair(tp))
+        return out
+
+    async def _repair(self, tp: TP) -> None:
+        """Ask the broker what a hole holds, then seek (see :mod:`streams.offsets`)."""
+        try:
+            hole = self.tracker.hole(tp)
+            if hole is None:
+                return
+            start, seen = hole
+            records = True if self.offsets is None else await self.offsets.records_in(tp, start, seen)
+            target = self.tracker.resolve(tp, records_in_hole=records)
+            if target is None:
+                return
+            metrics.OFFSET_HOLES.labels(resolution="reread" if records else "empty").inc()
+            log.warning(
+                "offsets %d..%d of %s:%d were not delivered (%s); reading from %d",
+                start,
+                seen - 1,
+                tp[0],
+                tp[1],
+                "records there: skipped by the consumer" if records else "no records there",
+                target,
+            )
+            await self.kafka.seek(tp, target)
+        except Exception:
+            log.exception("repair of %s:%d failed; it is retried at the next hole", *tp)
+        finally:
+            self._repairs.pop(tp, None)
+
+    async def _rewind(self, msgs: list[Any]) -> None:
+        lows: dict[TP, list[int]] = defaultdict(list)
+        for m in msgs:
+            lows[(m.topic, m.partition)].append(m.offset)
+        for tp, offs in lows.items():
+            self.tracker.release(tp, offs)
+            with contextlib.suppress(Exception):
+                await self.kafka.seek(tp, min(offs))
+
+    async def _backpressure(self) -> None:
+        while self.tracker.pending_count() > self.settings.max_pending_events and self._finishing:
+            await asyncio.wait(set(self._finishing), return_when=asyncio.FIRST_COMPLETED)
+
+    async def _process(self, msgs: list[Any]) -> None:
         t0 = time.perf_counter()
         now_ms = int(time.time() * 1000)
         good: list[Incoming] = []
         good_msgs: list[Any] = []
         out: list[Message] = []  # dead letters, lists, catalogue items, deferred clicks
-        for ev in raw_events:
-            msg = ev.message
+        raw = {(m.topic, m.partition, m.offset): m for m in msgs}
+        for msg in msgs:
             result = decode_event(msg.value, key=msg.key, topic=msg.topic, limits=self.limits, now_ms=now_ms)
             if isinstance(result, Rejection):
                 out.append(self._dead_letter(msg, result, now_ms))
@@ -82,7 +212,10 @@ class Runtime:
         outcomes: list[Outcome] = []
         if good:
             try:
-                outcomes = await self._process_with_retry(good)
+                outcomes = await self._process_with_retry(good, raw)
+            except PartitionNotOwned:
+                log.info("batch dropped: its partition was revoked while it was processed")
+                return  # nothing published, nothing done: the new owner processes it
             except InferenceError as exc:
                 # The server refused the input itself: retrying cannot help. Keep the events in
                 # the dead-letter topic (bytes and reason) rather than stall the partition.
@@ -90,77 +223,101 @@ class Runtime:
                 rej = Rejection("model_error", str(exc)[:500])
                 out += [self._dead_letter(m, rej, now_ms) for m in good_msgs]
             else:
-                out += self._deferred(good, good_msgs, outcomes)
-        t1 = time.perf_counter()
-        for o in outcomes:
-            out.append((self.settings.topic_recs, o.recs.user_id.encode(), o.recs.to_json_bytes()))
+                for o in outcomes:
+                    self._deferrals.pop(o.event.event_id, None)
+        self.faults.hit("after_apply")
+        recs = self.settings.topic_recs
+        out += [(recs, o.event.user_id.encode(), o.payload) for o in outcomes]
         # Duplicates too: a worker killed after storing an item but before this broadcast only
         # gets here on redelivery, where the upload is a duplicate; without it, other workers
         # would never learn the item (followers ignore items they already have).
-        new_items = [o for o in outcomes if o.event.type == "upload"]
-        for o in new_items:
-            item = self.processor.index.get(o.event.item_id)
-            if item is not None:
-                out.append(
-                    (
-                        self.catalog_topic,
-                        o.event.item_id.encode(),
-                        encode_catalog_item(o.event.item_id, item, o.recs.model_version, self._title(o)),
-                    )
-                )
-        # The broker must have every message before the batch is acked.
-        await self._publish(out)
-        published = time.time()
-        metrics.stage("publish").observe(time.perf_counter() - t1)
-        record_published(outcomes, published)  # ops page: latest lists, freshness window
         for o in outcomes:
-            outcome = "duplicate" if o.duplicate else ("processed" if o.embedded else "unknown_item")
-            metrics.events(o.event.type, outcome).inc()
-            metrics.FRESHNESS.observe(max(0.0, published - o.event.ts / 1000.0))
-        return outcomes
+            if o.event.type == "upload":
+                vec = self.processor.index.get(o.event.item_id)
+                if vec is not None:
+                    value = encode_catalog_item(
+                        o.event.item_id, vec, self.processor.model.version, self._title(o)
+                    )
+                    out.append((self.catalog_topic, o.event.item_id.encode(), value))
+        t1 = time.perf_counter()
+        futures = await self._send_all(out)
+        metrics.stage("produce").observe(time.perf_counter() - t1)
+        task = asyncio.create_task(self._finish(msgs, out, futures, outcomes))
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
 
-    def _title(self, o: Outcome) -> str:
-        return self.processor.titles.get(o.event.item_id, "")
+    async def _send_all(self, messages: Sequence[Message]) -> list[Awaitable[Any]]:
+        """Hand every message to the producer (waits only while its buffer is full)."""
+        futures: list[Awaitable[Any]] = []
+        for topic, key, value in messages:
+            futures.append(await self._send_retrying(topic, key, value))
+        return futures
 
-    def _deferred(self, good: list[Incoming], msgs: list[Any], outcomes: list[Outcome]) -> list[Message]:
-        """Clicks the processor deferred (item still unknown): their original message, re-queued."""
-        done = {o.event.event_id for o in outcomes}
-        for eid in done:
-            self._deferrals.pop(eid, None)
-        again: list[Message] = []
-        for x, msg in zip(good, msgs, strict=True):
-            eid = x.event.event_id
-            if eid not in done:
-                self._deferrals[eid] = self._deferrals.get(eid, 0) + 1
-                metrics.events(x.event.type, "deferred").inc()
-                log.info(
-                    "click %s: item %s unknown, re-queued (%d)", eid, x.event.item_id, self._deferrals[eid]
-                )
-                again.append((msg.topic, msg.key, msg.value))
-        return again
-
-    def _may_defer(self, x: Incoming) -> bool:
-        return self._deferrals.get(x.event.event_id, 0) < MAX_DEFERRALS
-
-    async def _publish(self, messages: Sequence[Message]) -> None:
-        """Send every message and wait until the broker has them all; retry the lot on failure.
-
-        An exception escaping :meth:`handle` would let Faust ack the batch unprocessed (its
-        ``take_events`` acks in a ``finally``): a publish failure is retried, never raised. A
-        retry may publish a list twice, which consumers tolerate.
-        """
+    async def _send_retrying(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
         attempt = 0
         while True:
             attempt += 1
             try:
-                futures = [await self.send(topic, key, value) for topic, key, value in messages]
-                await asyncio.gather(*futures)
-                return
+                return await self.kafka.send(topic, key, value)
             except Exception as exc:
                 delay = min(5.0, 0.1 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1.0)
                 log.warning("publish failed (%r); retry %d in %.2fs", exc, attempt, delay)
                 self.paused_s += delay
                 await asyncio.sleep(delay)
+
+    async def _finish(
+        self,
+        msgs: list[Any],
+        messages: list[Message],
+        futures: list[Awaitable[Any]],
+        outcomes: list[Outcome],
+    ) -> None:
+        """Wait until the broker has every message of a batch, then mark its offsets done."""
+        pending = list(zip(messages, futures, strict=True))
+        while pending:
+            results = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
+            failed = [m for (m, _), r in zip(pending, results, strict=True) if isinstance(r, BaseException)]
+            if not failed:
+                break
+            log.warning("%d messages not delivered (%r); sending them again", len(failed), results[0])
+            await asyncio.sleep(0.5)
+            # A retry may deliver a list twice; consumers of recs.updated tolerate duplicates.
+            pending = [(m, await self._send_retrying(*m)) for m in failed]
+        published = time.time()
+        if outcomes:
+            record_published(outcomes, published, model_version=self.processor.model.version)
+            fresh = metrics.FRESHNESS
+            for o in outcomes:
+                fresh.observe(max(0.0, published - o.event.ts / 1000.0))
+        by_tp: dict[TP, list[int]] = defaultdict(list)
+        for m in msgs:
+            by_tp[(m.topic, m.partition)].append(m.offset)
+        for tp, offs in by_tp.items():
+            self.tracker.done(tp, offs)
+        self.faults.hit("after_publish")
+
+    def _title(self, o: Outcome) -> str:
+        return self.processor.titles.get(o.event.item_id, "")
+
+    async def _requeue(self, held: list[Incoming], raw: dict[tuple[str, int, int], Any]) -> None:
+        """Send deferred clicks (item still unknown) to the back of their partition, delivered.
+
+        The copy is read later under a new offset; the original's offset is done with its batch.
+        """
+        messages: list[Message] = []
+        for x in held:
+            eid = x.event.event_id
+            self._deferrals[eid] = self._deferrals.get(eid, 0) + 1
+            metrics.events(x.event.type, "deferred").inc()
+            log.info("click %s: item %s unknown, re-queued (%d)", eid, x.event.item_id, self._deferrals[eid])
+            assert x.source is not None
+            msg = raw[(x.source.topic, x.source.partition, x.source.offset)]
+            messages.append((x.source.topic, msg.key, msg.value))
+        futures = await self._send_all(messages)
+        await asyncio.gather(*futures)
+
+    def _may_defer(self, x: Incoming) -> bool:
+        return self._deferrals.get(x.event.event_id, 0) < MAX_DEFERRALS
 
     def _dead_letter(self, msg: Any, rej: Rejection, now_ms: int) -> Message:
         dl = make_dead_letter(msg.value, msg.key, msg.topic, msg.partition, msg.offset, rej, now_ms)
@@ -178,28 +335,35 @@ class Runtime:
         )
         return (self.settings.topic_dlq, msg.key, dl.to_json_bytes())
 
-    async def _process_with_retry(self, batch: list[Incoming]) -> list[Outcome]:
+    async def _process_with_retry(
+        self, batch: list[Incoming], raw: dict[tuple[str, int, int], Any]
+    ) -> list[Outcome]:
+        async def requeue(held: list[Incoming]) -> None:
+            await self._requeue(held, raw)
+
         attempt = 0
         failing = False
         try:
             while True:
                 attempt += 1
                 try:
-                    return await self.processor.process(batch, defer=self._may_defer)
+                    return await self.processor.process(batch, defer=self._may_defer, requeue=requeue)
+                except PartitionNotOwned:
+                    raise
                 except InferenceError as exc:
                     if not isinstance(exc, TransientInferenceError):
                         raise  # the server refused the input itself: the caller dead-letters it
                     failure: Exception = exc
                 except Exception as exc:
                     # A dependency is down (StateError, connection, timeout) or a bug: retrying
-                    # stalls this partition (visible as lag), raising would let Faust ack the
-                    # batch unprocessed, i.e. lose it.
+                    # stalls this partition (visible as lag); nothing was applied yet.
                     if not isinstance(exc, (StateError, ConnectionError, TimeoutError)):
                         log.exception("unexpected error processing a batch; retrying it")
                     failure = exc
-                # Pause this partition and retry the same batch; idempotency makes partial earlier
-                # attempts harmless. While it fails, the processor counts as stalled (clicks then
-                # keep waiting for their items instead of using up their wait).
+                if not self._ready.is_set():
+                    # A rebalance is waiting for this batch: give it up (nothing is done, so
+                    # nothing is committed past it); the partition's next owner processes it.
+                    raise PartitionNotOwned("batch abandoned during a rebalance while failing")
                 if not failing:
                     failing = True
                     self.processor.failing_batches += 1
@@ -210,6 +374,70 @@ class Runtime:
         finally:
             if failing:
                 self.processor.failing_batches -= 1
+
+    # --- rebalances and shutdown -----------------------------------------------------------
+
+    async def _drain(self, timeout_s: float) -> None:
+        """Wait for batches in flight and their deliveries (bounded)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        if self._finishing:
+            await asyncio.wait(set(self._finishing), timeout=timeout_s)
+
+    async def on_revoke(self, timeout_s: float = 10.0) -> bool:
+        """Partitions are being revoked: finish what is in flight, write states, commit all.
+
+        Returns whether the commit was accepted (the group still counted this worker).
+        """
+        self._ready.clear()
+        await self._drain(timeout_s)
+        ok = False
+        for attempt in range(3):
+            try:
+                ok = await self.checkpointer.checkpoint(every_owned=True)
+                break
+            except Exception as exc:
+                log.warning("final checkpoint before the rebalance failed (%r), attempt %d", exc, attempt + 1)
+                await asyncio.sleep(0.5)
+        self._kept_ok = ok
+        if not ok:
+            log.warning("revocation: commit refused or states unwritten; cached users are dropped")
+        return ok
+
+    async def on_assign(self, assigned: Sequence[TP], group: str) -> None:
+        """Partitions are assigned: track them from the group's committed offsets."""
+        partitions = {p for _, p in assigned}
+        if not self._kept_ok:
+            self.processor.cache.own(set())  # forget everything: another worker may have moved on
+        self.processor.cache.own(partitions)
+        for tp in self.tracker.partitions:
+            self.tracker.revoke(tp)
+        if assigned:
+            starts: dict[TP, int] = {}
+            if self.offsets is not None:
+                starts = await self.offsets.start_positions(group, list(assigned))
+            for tp in assigned:
+                self.tracker.assign((tp[0], tp[1]), starts.get((tp[0], tp[1]), 0))
+        self._kept_ok = True
+        self._ready.set()
+
+    def assign_for_tests(self, positions: dict[TP, int]) -> None:
+        """Own ``positions`` directly (unit tests without a consumer group)."""
+        for tp, pos in positions.items():
+            self.tracker.assign(tp, pos)
+        self._ready.set()
+
+    async def shutdown(self, timeout_s: float = 10.0) -> None:
+        """Graceful stop: finish what is in flight, write states, commit."""
+        self._ready.clear()
+        await self._drain(timeout_s)
+        try:
+            await self.checkpointer.checkpoint(every_owned=True)
+        except Exception as exc:
+            log.warning("final checkpoint at shutdown failed (%r); the next owner re-reads", exc)
+        if self.offsets is not None:
+            await self.offsets.__aexit__(None, None, None)
+            self.offsets = None
 
 
 def _topic_type(settings: Settings, topic: str) -> str:

@@ -63,7 +63,7 @@ def isolated_env(base: dict[str, str], tag: str | None = None, partitions: int =
 
 def prepare(env: dict[str, str]) -> Settings:
     """Settings of ``env``, with its keyspace schema applied and its topics created."""
-    from streams.state.cassandra import apply_schema
+    from streams.state.schema import apply_schema
     from streams.topics import ensure_topics
 
     settings = load_settings(env)

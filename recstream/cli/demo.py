@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from streams.demo import LiveLists, most_active_users
     from streams.kafka_config import kafka_python_config
     from streams.replay import KafkaEventSink, Pacer, movielens_events
-    from streams.state.cassandra import apply_schema
+    from streams.state.schema import apply_schema
     from streams.topics import ensure_topics
 
     settings = load_settings()

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Apply or print the schema."""
-    from streams.state.cassandra import apply_schema, cql_statements
+    from streams.state.schema import apply_schema, cql_statements
 
     settings = load_settings()
     if args.action == "show":

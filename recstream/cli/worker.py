@@ -31,7 +31,9 @@ async def build_runtime(settings: Settings, app: object) -> object:
     """Connect Cassandra and Triton, load the catalogue, return the Runtime."""
     from serving.client.resilience import RetryPolicy
     from serving.client.triton import TritonClient
+    from streams.app import FaustKafka
     from streams.catalog import make_index
+    from streams.checkpoint import OffsetsReader
     from streams.processor import Processor
     from streams.runtime import Runtime
     from streams.state.cassandra import CassandraStateStore
@@ -52,7 +54,8 @@ async def build_runtime(settings: Settings, app: object) -> object:
     from recstream import metrics
 
     metrics.MODEL_INFO.info({"model_version": info.version})
-    return Runtime(settings, processor, app.send_raw, catalog_topic(settings))  # type: ignore[attr-defined]
+    offsets = await OffsetsReader(settings).__aenter__()
+    return Runtime(settings, processor, FaustKafka(app), catalog_topic(settings), offsets)  # type: ignore[arg-type]
 
 
 def run(args: argparse.Namespace) -> int:

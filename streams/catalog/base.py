@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 import numpy as np
 
@@ -19,6 +19,9 @@ class ItemIndex(ABC):
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
+        #: Bumped whenever an item id is added (not when one is replaced): cached row lists of
+        #: ids that were unknown then may be incomplete.
+        self.version = 0
 
     @abstractmethod
     def upsert(self, item_ids: Sequence[str], vectors: np.ndarray) -> None:
@@ -39,6 +42,29 @@ class ItemIndex(ABC):
             k: List length.
             exclude: Per query, item ids that must not appear (seen items).
         """
+
+    @abstractmethod
+    def row(self, item_id: str) -> int | None:
+        """The stable row number of an item (its position, never reused), None if unknown."""
+
+    def rows(self, item_ids: Iterable[str]) -> np.ndarray:
+        """Row numbers of the known ``item_ids`` (int64; unknown ids are left out)."""
+        out = [r for i in item_ids if (r := self.row(i)) is not None]
+        return np.asarray(out, dtype=np.int64)
+
+    def search_rows(
+        self, queries: np.ndarray, k: int, exclude: Sequence[np.ndarray]
+    ) -> list[list[tuple[str, float]]]:
+        """Like :meth:`search`, with each query's excluded items given as row numbers.
+
+        The default maps rows back to ids; :class:`streams.catalog.exact.ExactIndex` masks the
+        rows of one score matrix for the whole batch instead.
+        """
+        return self.search(queries, k, [{self.item_at(int(r)) for r in rows} for rows in exclude])
+
+    @abstractmethod
+    def item_at(self, row: int) -> str:
+        """The item id of a row number."""
 
     @abstractmethod
     def __len__(self) -> int:

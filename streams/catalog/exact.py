@@ -33,11 +33,46 @@ class ExactIndex(ItemIndex):
                     self._matrix = grown
                 self._ids.append(item_id)
                 self._row[item_id] = row
+                self.version += 1
             self._matrix[row] = vec
 
     def get(self, item_id: str) -> np.ndarray | None:
         row = self._row.get(item_id)
         return None if row is None else self._matrix[row].copy()
+
+    def row(self, item_id: str) -> int | None:
+        return self._row.get(item_id)
+
+    def item_at(self, row: int) -> str:
+        return self._ids[row]
+
+    def search_rows(
+        self, queries: np.ndarray, k: int, exclude: Sequence[np.ndarray]
+    ) -> list[list[tuple[str, float]]]:
+        """One matrix product for the batch, excluded rows masked, one ``argpartition``."""
+        n_items = len(self._ids)
+        q = self._check(queries, len(exclude))
+        if n_items == 0 or k <= 0 or len(exclude) == 0:
+            return [[] for _ in exclude]
+        scores = q @ self._matrix[:n_items].T  # [n_queries, n_items], a fresh array: mask in place
+        for i, rows in enumerate(exclude):
+            if len(rows):
+                scores[i, rows] = -np.inf
+        kk = min(k, n_items)
+        if kk < n_items:
+            top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        else:
+            top = np.broadcast_to(np.arange(n_items), (len(exclude), n_items))
+        vals = np.take_along_axis(scores, top, axis=1)
+        # Best first; ties by row (stable): identical inputs give identical lists.
+        order = np.lexsort((top, -vals), axis=1)
+        top = np.take_along_axis(top, order, axis=1)
+        vals = np.take_along_axis(vals, order, axis=1)
+        ids = self._ids
+        out: list[list[tuple[str, float]]] = []
+        for trow, vrow in zip(top.tolist(), vals.tolist(), strict=True):
+            out.append([(ids[j], v) for j, v in zip(trow, vrow, strict=True) if v != -np.inf])
+        return out
 
     def search(
         self, queries: np.ndarray, k: int, exclude: Sequence[Collection[str]]

@@ -24,6 +24,8 @@ class FaissIndex(ItemIndex):
         self._node_ids: list[str] = []  # graph node -> item id
         self._current: dict[str, int] = {}  # item id -> its live node
         self._vectors: dict[str, np.ndarray] = {}
+        self._rows: dict[str, int] = {}  # item id -> stable row number
+        self._row_ids: list[str] = []
 
     def __len__(self) -> int:
         return len(self._current)
@@ -36,6 +38,16 @@ class FaissIndex(ItemIndex):
             self._node_ids.append(item_id)
             self._current[item_id] = start + j
             self._vectors[item_id] = vec.copy()
+            if item_id not in self._rows:
+                self._rows[item_id] = len(self._row_ids)
+                self._row_ids.append(item_id)
+                self.version += 1
+
+    def row(self, item_id: str) -> int | None:
+        return self._rows.get(item_id)
+
+    def item_at(self, row: int) -> str:
+        return self._row_ids[row]
 
     def get(self, item_id: str) -> np.ndarray | None:
         vec = self._vectors.get(item_id)

@@ -195,12 +195,12 @@ async def run_inprocess(
     t_run = clock()
     for order, ev in tqdm(events, disable=not progress, desc="eval", unit="ev", mininterval=2.0):
         if frozen.states is None and order >= cut:
-            frozen.freeze(store.users)
+            frozen.freeze(processor.cache.snapshots())
         sp.before(order, ev)
         t = clock()
         out = await processor.process([Incoming(ev)])
         sp.spent["recstream"] += clock() - t
-        sp.after(order, ev, [r.item_id for r in out[0].recs.items])
+        sp.after(order, ev, [item for item, _ in out[0].items])
     timings["replay_s"] = clock() - t_run
     await client.close()
     timings.update({f"{n}_s": v for n, v in sp.spent.items()})

@@ -153,13 +153,16 @@ async def drive(
     out = Drive()
     last: dict[str, tuple[str, str]] = {}  # user -> (event id, topic) of their previous event
     users: set[str] = set()
+    sent: dict[str, int] = {}  # events sent per user
     t0 = time.monotonic()
     try:
         snapped = False
         for order, ev in tqdm(events, disable=not progress, desc="pipeline", unit="ev", mininterval=2.0):
             if not snapped and order >= cut_order:
                 await got.wait(lambda: not got.outstanding, timeout_s, "the cut")
-                out.frozen_states = await _snapshot(CassandraStateStore.open(settings), users)
+                out.frozen_states = await _snapshot(
+                    CassandraStateStore.open(settings), users, dict(sent), timeout_s
+                )
                 snapped = True
                 out.barriers += 1
             topic = settings.event_topics[ev.type]
@@ -172,6 +175,7 @@ async def drive(
                 await got.wait(lambda pid=pid: pid not in got.outstanding, timeout_s, pid)  # type: ignore[misc]
                 out.barriers += 1
             got.outstanding.add(ev.event_id)
+            sent[ev.user_id] = sent.get(ev.user_id, 0) + 1
             await producer.send(topic, ev.to_json_bytes(), key=ev.kafka_key)
             last[ev.user_id] = (ev.event_id, topic)
             users.add(ev.user_id)
@@ -197,10 +201,22 @@ async def drive(
     return out
 
 
-async def _snapshot(store: CassandraStateStore, users: set[str]) -> dict[str, UserState]:
-    """Every known user's state, read from ``store`` (closed afterwards)."""
+async def _snapshot(
+    store: CassandraStateStore, users: set[str], applied: dict[str, int], timeout_s: float
+) -> dict[str, UserState]:
+    """Every known user's state, read from ``store`` (closed afterwards).
+
+    Workers write states behind (at their next checkpoint, within ``commit_interval_s``): read
+    until every user's stored event count is the number of events sent for them.
+    """
+    deadline = time.monotonic() + timeout_s
     try:
-        return await store.get_users(sorted(users))  # the store reads in chunks
+        while True:
+            states = await store.get_users(sorted(users))  # the store reads in chunks
+            behind = [u for u, n in applied.items() if (st := states.get(u)) is None or st.event_count < n]
+            if not behind or time.monotonic() > deadline:
+                return states
+            await asyncio.sleep(0.2)
     finally:
         await store.close()
 

@@ -48,6 +48,7 @@ class UserState:
         offsets: Highest applied offset per ``topic:partition``.
         recent_events: Ids of the newest applied events (bounded), oldest first.
         seen: Items the user interacted with (bounded, newest last).
+        seen_count: Items ever added to ``seen`` (the ordinal of its newest entry).
     """
 
     user_id: str
@@ -58,6 +59,7 @@ class UserState:
     offsets: dict[str, int] = field(default_factory=dict)
     recent_events: tuple[str, ...] = ()
     seen: tuple[str, ...] = ()
+    seen_count: int = 0
 
     @property
     def embedding(self) -> np.ndarray | None:
@@ -92,6 +94,40 @@ class StoredList:
     generated_at: int
 
 
+@dataclass(frozen=True, slots=True)
+class UserWrite:
+    """One user's changes since its last write (see :meth:`StateStore.write_users`).
+
+    Attributes:
+        state: The whole state after the changes.
+        new_events: How many of ``state.recent_events`` (the newest) were applied since the last
+            write; a store keeping the window as appended rows writes only those.
+        new_seen: Likewise for ``state.seen``.
+        latest: The user's latest list, when it changed.
+    """
+
+    state: UserState
+    new_events: int
+    new_seen: int
+    latest: StoredList | None = None
+
+    @classmethod
+    def whole(cls, state: UserState, latest: StoredList | None = None) -> UserWrite:
+        """A write of the whole state (every id of its windows), e.g. a user's first write."""
+        return cls(state, len(state.recent_events), len(state.seen), latest)
+
+    @property
+    def fence(self) -> int:
+        """The write's fencing token: the user's applied-event count.
+
+        It grows with every event applied to the user, whoever applies it, so a store keeps
+        the write with the higher token: a worker that lost the user's partition (a long
+        pause) cannot overwrite the newer state of the partition's new owner with its older
+        one. Equal tokens mean the same set of events.
+        """
+        return self.state.event_count
+
+
 class StateStore(AsyncResource):
     """Async access to user state, items and latest lists. Use as ``async with store:``."""
 
@@ -100,8 +136,11 @@ class StateStore(AsyncResource):
         """States of the given users; unknown users are absent from the result."""
 
     @abstractmethod
-    async def put_users(self, states: Sequence[UserState]) -> None:
-        """Write whole user states (each write is atomic per user)."""
+    async def write_users(self, writes: Sequence[UserWrite]) -> None:
+        """Write users' changes, each atomically, fenced by :attr:`UserWrite.fence`.
+
+        A write whose fence is below the stored one for the same user has no effect.
+        """
 
     @abstractmethod
     async def put_items(self, items: Sequence[ItemRecord]) -> None:
@@ -112,9 +151,10 @@ class StateStore(AsyncResource):
         """Every catalogue item (bootstrap of the retrieval index)."""
 
     @abstractmethod
-    async def put_lists(self, lists: Sequence[StoredList]) -> None:
-        """Store the latest list of each user."""
-
-    @abstractmethod
     async def get_list(self, user_id: str) -> StoredList | None:
         """The latest list of a user, if any."""
+
+    @property
+    def statements(self) -> int:
+        """Statements (requests) sent to the database so far (0 for stores without one)."""
+        return 0

@@ -1,7 +1,10 @@
 """Cassandra state store: prepared statements, async execution with bounded concurrency.
 
 The schema lives in ``streams/state/cql/NNN_*.cql`` and is applied by ``recstream schema
-apply``; the store refuses to run against a keyspace holding another schema version.
+apply`` (:mod:`streams.state.schema`); the store refuses to run against a keyspace holding
+another schema version. User state is the compact version-2 layout: static hot columns and
+appended id rows in one partition per user, written as one single-partition batch per user,
+fenced by ``USING TIMESTAMP`` (see ``cql/002_compact_state.cql``).
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import logging
 import ssl
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,26 +21,16 @@ from cassandra import AuthenticationFailed, ConsistencyLevel
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import Cluster, NoHostAvailable, ResponseFuture, Session
 from cassandra.policies import ExponentialReconnectionPolicy
-from cassandra.query import PreparedStatement
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
+from recstream import metrics
 from recstream.security import MaskedStr, SecurityConfigError, client_ssl_context
 from recstream.settings import Settings
 from streams.errors import SchemaVersionError, StateConnectionError, StateError
-from streams.state.base import ItemRecord, StateStore, StoredList, UserState
+from streams.state.base import ItemRecord, StateStore, StoredList, UserState, UserWrite
+from streams.state.schema import SCHEMA_VERSION
 
-CQL_DIR = Path(__file__).resolve().parent / "cql"
-SCHEMA_VERSION = len(list(CQL_DIR.glob("*.cql")))
 log = logging.getLogger(__name__)
-
-
-def cql_statements(settings: Settings) -> list[str]:
-    """Every statement of every schema file, in order, with keyspace and replication filled."""
-    out: list[str] = []
-    for path in sorted(CQL_DIR.glob("*.cql")):
-        text = "\n".join(ln.split("--")[0] for ln in path.read_text().splitlines())
-        text = text.format(keyspace=settings.cassandra_keyspace, replication=settings.cassandra_replication)
-        out += [stmt.strip() for stmt in text.split(";")]
-    return [stmt for stmt in out if stmt]
 
 
 def connection_options(settings: Settings) -> dict[str, Any]:
@@ -117,22 +109,6 @@ def connect(settings: Settings) -> tuple[Cluster, Session]:
         raise StateConnectionError(describe_connect_failure(settings, exc)) from exc
 
 
-def apply_schema(settings: Settings) -> int:
-    """Create the keyspace and tables if missing and record the schema version. Idempotent."""
-    cluster, session = connect(settings)
-    try:
-        for stmt in cql_statements(settings):
-            session.execute(stmt, timeout=60)
-        session.execute(
-            f"INSERT INTO {settings.cassandra_keyspace}.schema_version (id, version, applied_at) "
-            "VALUES (0, %s, toTimestamp(now()))",
-            (SCHEMA_VERSION,),
-        )
-        return SCHEMA_VERSION
-    finally:
-        cluster.shutdown()
-
-
 def _aio(fut: ResponseFuture) -> asyncio.Future[Any]:
     loop = asyncio.get_running_loop()
     out: asyncio.Future[Any] = loop.create_future()
@@ -153,8 +129,40 @@ def _aio(fut: ResponseFuture) -> asyncio.Future[Any]:
     return out
 
 
+def _aio_pages(fut: ResponseFuture) -> asyncio.Future[list[Any]]:
+    """Every row of a paged result: the driver's callbacks get one page at a time."""
+    loop = asyncio.get_running_loop()
+    out: asyncio.Future[list[Any]] = loop.create_future()
+    rows: list[Any] = []
+
+    def resolve() -> None:
+        if not out.done():
+            out.set_result(rows)
+
+    def fail(exc: BaseException) -> None:
+        if not out.done():
+            out.set_exception(exc)
+
+    def on_page(page: Any) -> None:
+        rows.extend(page)
+        if fut.has_more_pages:
+            fut.start_fetching_next_page()
+        else:
+            loop.call_soon_threadsafe(resolve)
+
+    def on_error(exc: BaseException) -> None:
+        loop.call_soon_threadsafe(fail, exc)
+
+    fut.add_callbacks(on_page, on_error)
+    return out
+
+
 #: Users read per ``SELECT ... IN`` statement.
-USERS_PER_READ = 64
+USERS_PER_READ = 32
+#: Kinds of the clustering rows of ``user_state_v2``.
+KIND_EVENT, KIND_SEEN = 0, 1
+#: A window's rows are trimmed (one range delete) each time its count crosses a multiple of this.
+TRIM_EVERY = 100
 
 
 class CassandraStateStore(StateStore):
@@ -165,23 +173,34 @@ class CassandraStateStore(StateStore):
         self._cluster = cluster
         self._session = session
         self._sem = asyncio.Semaphore(settings.cassandra_max_concurrency)
+        self._statements = 0
+        self._cl = getattr(ConsistencyLevel, settings.cassandra_consistency)
         ks = settings.cassandra_keyspace
-        cl = getattr(ConsistencyLevel, settings.cassandra_consistency)
 
         def prep(cql: str) -> PreparedStatement:
             stmt = session.prepare(cql)
-            stmt.consistency_level = cl
+            stmt.consistency_level = self._cl
             return stmt
 
-        # One statement per chunk of users: the Python driver's per-statement cost dominates a
-        # batch read, and a single-node-sized IN list is cheap for the coordinator.
         self._get_users = prep(
-            f"SELECT user_id, acc, ref_ts, event_count, model_version, offsets, recent_events, seen "
-            f"FROM {ks}.user_state WHERE user_id IN ?"
+            f"SELECT user_id, kind, seq, id, acc, ref_ts, event_count, seen_count, model_version, offsets "
+            f"FROM {ks}.user_state_v2 WHERE user_id IN ?"
         )
-        self._put_user = prep(
-            f"INSERT INTO {ks}.user_state (user_id, acc, ref_ts, event_count, model_version, offsets, "
-            f"recent_events, seen, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, toTimestamp(now()))"
+        self._get_users.fetch_size = 5000
+        self._put_hot = prep(
+            f"UPDATE {ks}.user_state_v2 USING TIMESTAMP ? SET acc = ?, ref_ts = ?, event_count = ?, "
+            "seen_count = ?, model_version = ?, offsets = ? WHERE user_id = ?"
+        )
+        self._put_hot_list = prep(
+            f"UPDATE {ks}.user_state_v2 USING TIMESTAMP ? SET acc = ?, ref_ts = ?, event_count = ?, "
+            "seen_count = ?, model_version = ?, offsets = ?, list_payload = ?, list_trigger = ?, "
+            "list_generated_at = ? WHERE user_id = ?"
+        )
+        self._put_id = prep(
+            f"INSERT INTO {ks}.user_state_v2 (user_id, kind, seq, id) VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
+        )
+        self._trim = prep(
+            f"DELETE FROM {ks}.user_state_v2 USING TIMESTAMP ? WHERE user_id = ? AND kind = ? AND seq <= ?"
         )
         self._put_item = prep(
             f"INSERT INTO {ks}.items (item_id, embedding, modalities, model_version, title, created_ts, "
@@ -191,12 +210,9 @@ class CassandraStateStore(StateStore):
             f"SELECT item_id, embedding, modalities, model_version, title, created_ts FROM {ks}.items"
         )
         self._all_items.fetch_size = 5000
-        self._put_list = prep(
-            f"INSERT INTO {ks}.latest_list (user_id, payload, trigger_event_id, generated_at) "
-            "VALUES (?, ?, ?, ?)"
-        )
         self._get_list = prep(
-            f"SELECT user_id, payload, trigger_event_id, generated_at FROM {ks}.latest_list WHERE user_id = ?"
+            f"SELECT user_id, list_payload, list_trigger, list_generated_at FROM {ks}.user_state_v2 "
+            "WHERE user_id = ? LIMIT 1"
         )
 
     @classmethod
@@ -222,56 +238,95 @@ class CassandraStateStore(StateStore):
             cluster.shutdown()
             raise SchemaVersionError(
                 f"keyspace {settings.cassandra_keyspace!r} is at schema version "
-                f"{None if row is None else row.version}, this code needs {SCHEMA_VERSION}"
+                f"{None if row is None else row.version}, this code needs {SCHEMA_VERSION}; "
+                "run `recstream schema apply`"
             )
         return cls(settings, cluster, session)
 
-    async def _run(self, stmt: PreparedStatement, params: Sequence[Any]) -> Any:
+    @property
+    def statements(self) -> int:
+        return self._statements
+
+    def _count(self, kind: str, n: int = 1) -> None:
+        self._statements += n
+        metrics.cassandra_statements(kind).inc(n)
+
+    async def _run(self, stmt: Any, params: Sequence[Any] | None, kind: str) -> Any:
         async with self._sem:
+            self._count(kind)
             try:
                 return await _aio(self._session.execute_async(stmt, params))
+            except Exception as exc:
+                raise StateError(f"cassandra: {exc!r}") from exc
+
+    async def _run_pages(self, stmt: PreparedStatement, params: Sequence[Any], kind: str) -> list[Any]:
+        async with self._sem:
+            self._count(kind)
+            try:
+                return await _aio_pages(self._session.execute_async(stmt, params))
             except Exception as exc:
                 raise StateError(f"cassandra: {exc!r}") from exc
 
     async def get_users(self, user_ids: Sequence[str]) -> dict[str, UserState]:
         ids = list(dict.fromkeys(user_ids))
         chunks = [ids[i : i + USERS_PER_READ] for i in range(0, len(ids), USERS_PER_READ)]
-        results = await asyncio.gather(*(self._run(self._get_users, (c,)) for c in chunks))
-        out: dict[str, UserState] = {}
-        # A chunk's rows fit one page (fetch_size 5000 > USERS_PER_READ), and driver callbacks
-        # get the first page as a list.
-        for row in (r for rows in results for r in (rows or ())):
-            out[row.user_id] = UserState(
-                user_id=row.user_id,
-                acc=None if row.acc is None else np.frombuffer(row.acc, dtype=np.float64).copy(),
-                ref_ts=row.ref_ts or 0,
-                event_count=row.event_count or 0,
-                model_version=row.model_version or "",
-                offsets=dict(row.offsets or {}),
-                recent_events=tuple(row.recent_events or ()),
-                seen=tuple(row.seen or ()),
-            )
-        return out
+        results = await asyncio.gather(*(self._run_pages(self._get_users, (c,), "read") for c in chunks))
+        by_user: dict[str, list[Any]] = {}
+        for row in (r for rows in results for r in rows):
+            by_user.setdefault(row.user_id, []).append(row)
+        return {u: self._state(u, rows) for u, rows in by_user.items()}
 
-    async def put_users(self, states: Sequence[UserState]) -> None:
-        await asyncio.gather(
-            *(
-                self._run(
-                    self._put_user,
-                    (
-                        s.user_id,
-                        None if s.acc is None else s.acc.astype(np.float64).tobytes(),
-                        s.ref_ts,
-                        s.event_count,
-                        s.model_version,
-                        s.offsets,
-                        list(s.recent_events),
-                        list(s.seen),
-                    ),
-                )
-                for s in states
-            )
+    def _state(self, user_id: str, rows: list[Any]) -> UserState:
+        head = rows[0]  # static columns repeat on every row of the partition
+        events: list[tuple[int, str]] = []
+        seen: list[tuple[int, str]] = []
+        for r in rows:
+            if r.kind == KIND_EVENT:
+                events.append((r.seq, r.id))
+            elif r.kind == KIND_SEEN:
+                seen.append((r.seq, r.id))
+        return UserState(
+            user_id=user_id,
+            acc=None if head.acc is None else np.frombuffer(head.acc, dtype=np.float64).copy(),
+            ref_ts=head.ref_ts or 0,
+            event_count=head.event_count or 0,
+            model_version=head.model_version or "",
+            offsets=dict(head.offsets or {}),
+            recent_events=_window(events, self.settings.recent_events_max),
+            seen=_window(seen, self.settings.seen_items_max),
+            seen_count=head.seen_count or 0,
         )
+
+    async def write_users(self, writes: Sequence[UserWrite]) -> None:
+        await asyncio.gather(*(self._run(self._batch(w), None, "write") for w in writes))
+
+    def _batch(self, w: UserWrite) -> BatchStatement:
+        """One user's write: a single-partition batch, applied atomically by the node."""
+        s, ts = w.state, w.fence
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED, consistency_level=self._cl)
+        acc = None if s.acc is None else s.acc.astype(np.float64).tobytes()
+        hot = (acc, s.ref_ts, s.event_count, s.seen_count, s.model_version, s.offsets)
+        if w.latest is not None:
+            lst = w.latest
+            batch.add(
+                self._put_hot_list, (ts, *hot, lst.payload, lst.trigger_event_id, lst.generated_at, s.user_id)
+            )
+        else:
+            batch.add(self._put_hot, (ts, *hot, s.user_id))
+        self._append(batch, s.user_id, KIND_EVENT, s.recent_events, w.new_events, s.event_count, ts)
+        self._append(batch, s.user_id, KIND_SEEN, s.seen, w.new_seen, s.seen_count, ts)
+        return batch
+
+    def _append(
+        self, batch: BatchStatement, user: str, kind: int, ids: tuple[str, ...], new: int, count: int, ts: int
+    ) -> None:
+        """Rows for the ``new`` newest ``ids`` (the newest has ordinal ``count``); trim the old."""
+        n = min(new, len(ids))
+        for j in range(n):
+            batch.add(self._put_id, (user, kind, count - j, ids[len(ids) - 1 - j], ts))
+        window = len(ids)
+        if count > window and count // TRIM_EVERY != (count - new) // TRIM_EVERY:
+            batch.add(self._trim, (ts, user, kind, count - window))
 
     async def put_items(self, items: Sequence[ItemRecord]) -> None:
         await asyncio.gather(
@@ -286,6 +341,7 @@ class CassandraStateStore(StateStore):
                         it.title,
                         it.created_ts,
                     ),
+                    "items",
                 )
                 for it in items
             )
@@ -307,6 +363,7 @@ class CassandraStateStore(StateStore):
             ]
 
         t0 = time.perf_counter()
+        self._count("items")
         items = await asyncio.to_thread(fetch)
         log.info(
             "loaded %d catalogue items from Cassandra in %.2fs",
@@ -315,22 +372,28 @@ class CassandraStateStore(StateStore):
         )
         return items
 
-    async def put_lists(self, lists: Sequence[StoredList]) -> None:
-        await asyncio.gather(
-            *(
-                self._run(self._put_list, (x.user_id, x.payload, x.trigger_event_id, x.generated_at))
-                for x in lists
-            )
-        )
-
     async def get_list(self, user_id: str) -> StoredList | None:
-        rows = await self._run(self._get_list, (user_id,))
+        rows = await self._run(self._get_list, (user_id,), "read")
         row = rows[0] if rows else None  # driver callbacks get the first page as a list
-        return (
-            None
-            if row is None
-            else StoredList(row.user_id, row.payload, row.trigger_event_id, row.generated_at)
-        )
+        if row is None or row.list_payload is None:
+            return None
+        return StoredList(row.user_id, row.list_payload, row.list_trigger or "", row.list_generated_at or 0)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._cluster.shutdown)
+
+
+def _window(rows: list[tuple[int, str]], limit: int) -> tuple[str, ...]:
+    """The ids of the ``limit`` highest ordinals, oldest first, each id once (its newest row).
+
+    Rows beyond the window remain until the next trim; a worker that lost a race may have
+    written an id under another ordinal: the newest occurrence wins.
+    """
+    rows.sort()
+    out: dict[str, None] = {}
+    for _, ident in reversed(rows):
+        if ident not in out:
+            out[ident] = None
+            if len(out) == limit:
+                break
+    return tuple(reversed(out))

@@ -24,6 +24,7 @@ class UserRow:
     event_count: int
     recent_events: tuple[str, ...]
     seen: tuple[str, ...] = ()
+    ref_ts: int = 0
 
     @property
     def unit(self) -> np.ndarray | None:

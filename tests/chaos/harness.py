@@ -13,8 +13,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from recstream.settings import REPO_ROOT, Settings
 from schemas.events import Event
 from streams.replay import Pacer
@@ -144,23 +142,35 @@ def read_topic(
 
 
 def read_states(settings: Settings) -> dict[str, UserRow]:
-    """Every user's state row in the deployment's keyspace."""
-    from streams.state.cassandra import connect
+    """Every user's state in the deployment's keyspace (read through the worker's store)."""
+    import asyncio
+
+    from streams.state.cassandra import CassandraStateStore, connect
 
     cluster, session = connect(settings)
     try:
-        rows = session.execute(f"SELECT * FROM {settings.cassandra_keyspace}.user_state", timeout=60)
-        return {
-            r.user_id: UserRow(
-                acc=None if r.acc is None else np.frombuffer(r.acc, dtype=np.float64).copy(),
-                event_count=int(r.event_count or 0),
-                recent_events=tuple(r.recent_events or ()),
-                seen=tuple(r.seen or ()),
-            )
-            for r in rows
-        }
+        rows = session.execute(
+            f"SELECT DISTINCT user_id FROM {settings.cassandra_keyspace}.user_state_v2", timeout=60
+        )
+        users = sorted(r.user_id for r in rows)
     finally:
         cluster.shutdown()
+
+    async def read() -> dict[str, UserRow]:
+        async with CassandraStateStore.open(settings) as store:
+            states = await store.get_users(users)
+        return {
+            u: UserRow(
+                acc=st.acc,
+                event_count=st.event_count,
+                recent_events=st.recent_events,
+                seen=st.seen,
+                ref_ts=st.ref_ts,
+            )
+            for u, st in states.items()
+        }
+
+    return asyncio.run(read())
 
 
 def topic_size(settings: Settings, topic: str) -> int:

@@ -12,8 +12,9 @@ import yaml
 
 from deploy.local.tls import ensure_local_tls
 from streams.errors import StateConnectionError
-from streams.state.base import ItemRecord, UserState
-from streams.state.cassandra import CassandraStateStore, apply_schema, connect
+from streams.state.base import ItemRecord, UserState, UserWrite
+from streams.state.cassandra import CassandraStateStore, connect
+from streams.state.schema import apply_schema
 from tests.security.conftest import RECSTREAM, SecureStack, is_loopback, listening_sockets, server_pid
 
 pytestmark = [pytest.mark.integration, pytest.mark.cassandra]
@@ -43,7 +44,7 @@ async def test_schema_upsert_and_read_with_the_recstream_role_over_tls(secure_st
             recent_events=("e1", "e2"),
             seen=("i1",),
         )
-        await store.put_users([state])
+        await store.write_users([UserWrite.whole(state)])
         await store.put_items(
             [ItemRecord("i1", np.ones(4, dtype=np.float32), frozenset({"text"}), "m1", "T", 1)]
         )

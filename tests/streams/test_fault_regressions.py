@@ -5,14 +5,16 @@
   differed from an uninterrupted run. Only healthy time now counts against that wait.
 * Kafka broker restarted: the click and review agents drained their backlogs at the same time,
   two batches of one user read the same old state, and the later write dropped the other's
-  events (lost events with published lists). Users' read-modify-writes are now serialised.
+  events (lost events with published lists). User states now live in the partition-owned cache
+  and every batch is applied in one synchronous pass after its users are present.
 * Two workers, one SIGKILLed: the survivor's clicks waited for items whose uploads sat in the
   dead worker's partitions; the rebalance that would hand them over waits for the batches in
   flight, so the clicks were applied without their items. A click whose item is still unknown
   is now re-queued (its message sent again to the back of its partition) and waits no longer
   once a rebalance starts; only after ``MAX_DEFERRALS`` re-queues is it applied without it.
 * An exception escaping the runtime made Faust ack the batch unprocessed (``take_events``
-  acks in a ``finally``): processing and publishing failures are now retried, never raised.
+  acks in a ``finally``): the input topics now have acknowledgements off and the runtime
+  commits only what it finished (streams/checkpoint.py); failures are retried.
 * A worker killed after storing an uploaded item but before broadcasting it on the catalogue
   topic re-processes the upload as a duplicate after the restart, and duplicates were never
   broadcast: other workers never learned the item.
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from types import SimpleNamespace
 from typing import Any
 
 from recstream.settings import load_settings
@@ -35,6 +36,7 @@ from streams.processor import Incoming, Outcome, Processor
 from streams.runtime import Runtime
 from streams.state.base import SourcePos
 from streams.state.memory import MemoryStateStore
+from tests.streams.fakes import FakeKafka, message
 from tests.streams.test_processor import D, FakeClient, _click, _upload
 
 
@@ -46,7 +48,7 @@ def _proc(wait_s: float) -> tuple[Processor, MemoryStateStore]:
 
 
 async def test_click_keeps_waiting_for_its_item_while_a_dependency_is_down() -> None:
-    proc, store = _proc(wait_s=0.3)
+    proc, _store = _proc(wait_s=0.3)
     await proc.process([Incoming(_upload(i)) for i in range(5)])
     proc.failing_batches = 1  # e.g. the upload batch retrying while Triton is down
     click = asyncio.create_task(proc.process([Incoming(_click(1, "ann", 7, 1_600_000_900_000))]))
@@ -55,14 +57,14 @@ async def test_click_keeps_waiting_for_its_item_while_a_dependency_is_down() -> 
     await proc.process([Incoming(_upload(7))])  # the dependency is back: the upload lands
     proc.failing_batches = 0
     (o,) = await asyncio.wait_for(click, 5)
-    assert o.embedded and store.users["ann"].embedding is not None
+    assert o.embedded and proc.cache.get("ann").embedding is not None
 
 
 async def test_click_on_an_item_that_never_comes_is_applied_after_healthy_waiting() -> None:
-    proc, store = _proc(wait_s=0.2)
+    proc, _store = _proc(wait_s=0.2)
     await proc.process([Incoming(_upload(i)) for i in range(5)])
     (o,) = await asyncio.wait_for(proc.process([Incoming(_click(1, "bo", 999, 1_600_000_900_000))]), 5)
-    assert not o.embedded and store.users["bo"].event_count == 1
+    assert not o.embedded and proc.cache.get("bo").event_count == 1
 
 
 async def test_a_stalled_model_client_also_pauses_the_wait() -> None:
@@ -106,7 +108,8 @@ class _FlakyProcessor:
 
     def __init__(self, inner: Processor, fails: int) -> None:
         self.inner, self.fails, self.failing_seen = inner, fails, []
-        self.index, self.titles = inner.index, inner.titles
+        self.index, self.titles, self.cache, self.model = inner.index, inner.titles, inner.cache, inner.model
+        self.settings = inner.settings
 
     @property
     def failing_batches(self) -> int:
@@ -116,47 +119,56 @@ class _FlakyProcessor:
     def failing_batches(self, value: int) -> None:
         self.inner.failing_batches = value
 
-    async def process(self, batch: Sequence[Incoming], *, defer: Any = None) -> list[Outcome]:
+    async def process(self, batch: Sequence[Incoming], **kw: Any) -> list[Outcome]:
         self.failing_seen.append(self.inner.failing_batches)
         if self.fails:
             self.fails -= 1
             raise TransientInferenceError("text_encoder", "unavailable")
-        return await self.inner.process(batch, defer=defer)
+        return await self.inner.process(batch, **kw)
 
 
-def _message(topic: str, offset: int, value: bytes, key: bytes) -> Any:
-    return SimpleNamespace(
-        message=SimpleNamespace(topic=topic, partition=0, offset=offset, value=value, key=key)
-    )
+def _runtime(proc: Any, kafka: FakeKafka) -> Runtime:
+    runtime = Runtime(proc.settings, proc, kafka, "catalog")
+    s = proc.settings
+    runtime.assign_for_tests({(t, 0): 0 for t in s.event_topics.values()})
+    return runtime
+
+
+async def _settle(runtime: Runtime) -> None:
+    await asyncio.sleep(0)
+    if runtime._finishing:
+        await asyncio.wait(set(runtime._finishing), timeout=2)
 
 
 async def test_runtime_marks_retrying_batches_and_rebroadcasts_redelivered_uploads() -> None:
-    proc, _ = _proc(wait_s=0.1)
+    proc, store = _proc(wait_s=0.1)
     flaky = _FlakyProcessor(proc, fails=2)
-    sent: list[tuple[str, bytes | None]] = []
-
-    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
-        sent.append((topic, key))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
+    kafka = FakeKafka(store)
+    runtime = _runtime(flaky, kafka)
     settings = proc.settings
-    runtime = Runtime(settings, flaky, send, "catalog")  # type: ignore[arg-type]
     up = _upload(1)
-    batch = [_message(settings.topic_upload, 0, up.to_json_bytes(), up.kafka_key)]
-    await runtime.handle(batch)
+    await runtime.handle([message(settings.topic_upload, 0, up.to_json_bytes(), up.kafka_key)])
     assert flaky.failing_seen == [0, 1, 1] and proc.failing_batches == 0
-    assert ("catalog", b"item1") in sent
-    sent.clear()
-    outcomes = await runtime.handle(batch)  # redelivery after a crash: a duplicate
-    assert outcomes[0].duplicate
-    assert ("catalog", b"item1") in sent
-    assert SourcePos(settings.topic_upload, 0, 0).key in proc.store.users["studio"].offsets  # type: ignore[attr-defined]
+    assert any(t == "catalog" and k == b"item1" for t, k, _ in kafka.sent)
+    # A worker killed after storing the item but before broadcasting it: the next owner
+    # reads the upload again (a new runtime, the state written), and must broadcast it.
+    await _settle(runtime)
+    await runtime.checkpointer.checkpoint()
+    proc2, _ = _proc(wait_s=0.1)
+    proc2.store = store
+    proc2.cache.store = store
+    proc2.add_items(list(store.items.values()))
+    kafka2 = FakeKafka(store)
+    runtime2 = _runtime(proc2, kafka2)
+    runtime2.tracker.assign((settings.topic_upload, 0), 0)
+    await runtime2.handle([message(settings.topic_upload, 0, up.to_json_bytes(), up.kafka_key)])
+    await _settle(runtime2)
+    assert proc2.cache.get("studio").event_count == 1  # a duplicate: not applied twice
+    assert any(t == "catalog" and k == b"item1" for t, k, _ in kafka2.sent)
 
 
 class _SlowStore(MemoryStateStore):
-    """Reads take a while, so concurrent batches overlap between read and write."""
+    """Reads take a while, so concurrent batches overlap between read and apply."""
 
     async def get_users(self, user_ids: Sequence[str]) -> dict[str, Any]:
         out = await super().get_users(user_ids)
@@ -168,6 +180,7 @@ async def test_concurrent_batches_of_one_user_both_land() -> None:
     proc, _ = _proc(wait_s=0.1)
     store = _SlowStore()
     proc.store = store
+    proc.cache.store = store
     await proc.process([Incoming(_upload(i)) for i in range(3)])
     clicks = [
         Incoming(_click(n, "dee", n % 3, 1_600_001_000_000 + n), SourcePos("click", 0, n)) for n in range(4)
@@ -176,56 +189,43 @@ async def test_concurrent_batches_of_one_user_both_land() -> None:
         Incoming(_click(10 + n, "dee", 1, 1_600_001_000_100 + n), SourcePos("review", 0, n)) for n in range(4)
     ]
     await asyncio.gather(*(proc.process([c]) for c in clicks), *(proc.process([r]) for r in reviews))
+    await proc.cache.flush()
     assert store.users["dee"].event_count == 8
     assert set(store.users["dee"].recent_events) == {f"c{n}" for n in (0, 1, 2, 3, 10, 11, 12, 13)}
 
 
-def test_user_lock_stripes_are_sorted_and_stable() -> None:
-    from streams.processor import UserLocks
-
-    locks = UserLocks(stripes=8)
-    got = locks.stripes(["b", "a", "b", "zz"])
-    assert got == sorted(set(got)) and got == locks.stripes(["zz", "a", "b"])
-
-
-async def _send_collector(sent: list[tuple[str, bytes | None, bytes]]) -> Any:
-    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
-        sent.append((topic, key, value))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-    return send
-
-
 async def test_click_on_an_unknown_item_is_requeued_then_applied_once_the_item_exists() -> None:
     proc, store = _proc(wait_s=0.1)
-    sent: list[tuple[str, bytes | None, bytes]] = []
-    runtime = Runtime(proc.settings, proc, await _send_collector(sent), "catalog")
+    kafka = FakeKafka(store)
+    runtime = _runtime(proc, kafka)
+    topic = proc.settings.topic_click
     await proc.process([Incoming(_upload(i)) for i in range(3)])
     c = _click(1, "eve", 8, 1_600_001_000_000)
-    batch = [_message(proc.settings.topic_click, 5, c.to_json_bytes(), c.kafka_key)]
-    assert await runtime.handle(batch) == []  # item8 unknown: nothing applied, no list
-    assert sent == [(proc.settings.topic_click, c.kafka_key, c.to_json_bytes())]  # re-queued as is
-    assert "eve" not in store.users
+    await runtime.handle([message(topic, 0, c.to_json_bytes(), c.kafka_key)])
+    await _settle(runtime)
+    assert kafka.sent == [(topic, c.kafka_key, c.to_json_bytes())]  # re-queued as is, no list
+    assert "eve" not in proc.cache
     await proc.process([Incoming(_upload(8))])
-    (o,) = await runtime.handle([_message(proc.settings.topic_click, 9, c.to_json_bytes(), c.kafka_key)])
-    assert o.embedded and store.users["eve"].event_count == 1
+    await runtime.handle([message(topic, 1, c.to_json_bytes(), c.kafka_key)])  # the copy
+    await _settle(runtime)
+    assert proc.cache.get("eve").event_count == 1 and proc.cache.get("eve").embedding is not None
+    assert [t for t, _, _ in kafka.sent] == [topic, proc.settings.topic_recs]
 
 
 async def test_a_click_whose_item_never_comes_is_applied_after_the_last_requeue() -> None:
     from streams.runtime import MAX_DEFERRALS
 
     proc, store = _proc(wait_s=0.01)
-    sent: list[tuple[str, bytes | None, bytes]] = []
-    runtime = Runtime(proc.settings, proc, await _send_collector(sent), "catalog")
+    kafka = FakeKafka(store)
+    runtime = _runtime(proc, kafka)
+    topic = proc.settings.topic_click
     c = _click(1, "fin", 404, 1_600_001_000_000)
     for offset in range(MAX_DEFERRALS + 1):
-        outcomes = await runtime.handle(
-            [_message(proc.settings.topic_click, offset, c.to_json_bytes(), c.kafka_key)]
-        )
-    assert len(sent) == MAX_DEFERRALS + 1  # MAX_DEFERRALS re-queues, then one list
-    assert [o.embedded for o in outcomes] == [False] and store.users["fin"].event_count == 1
+        await runtime.handle([message(topic, offset, c.to_json_bytes(), c.kafka_key)])
+        await _settle(runtime)
+    assert len(kafka.sent) == MAX_DEFERRALS + 1  # MAX_DEFERRALS re-queues, then one list
+    assert kafka.sent[-1][0] == proc.settings.topic_recs
+    assert proc.cache.get("fin").event_count == 1 and proc.cache.get("fin").embedding is None
 
 
 async def test_a_rebalance_ends_the_wait_at_once() -> None:

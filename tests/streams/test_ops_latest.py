@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.events import ClickEvent, RecItem, RecsUpdated
+from schemas.events import ClickEvent
 from streams.latest import LatestList, LatestLists, record_published
+from streams.lists import list_payload
 from streams.processor import Outcome
 from streams.web.window import SampleWindow
 
@@ -16,15 +17,9 @@ def _latest(user: str, trigger: str = "e1") -> LatestList:
 
 def _outcome(user: str, event_id: str, ts_ms: int, items: list[str]) -> Outcome:
     ev = ClickEvent(type="click", event_id=event_id, user_id=user, item_id="x", ts=ts_ms, schema_version=1)
-    recs = RecsUpdated(
-        user_id=user,
-        items=tuple(RecItem(item_id=i, score=1.0 - n / 10) for n, i in enumerate(items)),
-        trigger_event_id=event_id,
-        model_version="fusion-v0",
-        generated_at=ts_ms + 5,
-        schema_version=1,
-    )
-    return Outcome(ev, recs, duplicate=False, embedded=True)
+    ranked = tuple((i, 1.0 - n / 10) for n, i in enumerate(items))
+    payload = list_payload(user, ranked, event_id, "fusion-v0", ts_ms + 5)
+    return Outcome(ev, ranked, payload, ts_ms + 5, duplicate=False, embedded=True)
 
 
 def test_lru_evicts_the_user_published_longest_ago() -> None:
@@ -51,7 +46,7 @@ def test_hook_keeps_each_users_last_list_and_every_freshness() -> None:
         _outcome("ann", "e3", 1_700_000_009_500, ["m2", "m4"]),
         _outcome("bob", "e4", 1_700_000_020_000, ["m5"]),  # clock skew: event "after" publish
     ]
-    record_published(batch, published, lists=lists, freshness=fresh, now=100.0)
+    record_published(batch, published, model_version="fusion-v0", lists=lists, freshness=fresh, now=100.0)
     ann = lists.get("ann")
     assert ann is not None and ann.trigger_event_id == "e3"
     assert ann.items == (("m2", 1.0), ("m4", 0.9)) and ann.event_type == "click"

@@ -102,29 +102,31 @@ async def test_uploads_enter_the_catalogue_and_clicks_get_lists_without_seen_ite
         ids = [it.item_id for it in o.recs.items]
         assert len(ids) == 5 and not ({f"item{j}" for j in range(n + 1)} & set(ids))
         assert o.embedded and not o.duplicate
-    st = store.users["alice"]
-    assert st.event_count == 4 and st.seen == ("item0", "item1", "item2", "item3")
-    assert store.lists["alice"].trigger_event_id == "c3"
+    st = proc.cache.get("alice")
+    assert st.event_count == 4 and tuple(st.seen) == ("item0", "item1", "item2", "item3")
+    assert "alice" not in store.users  # written behind, at the next flush
+    await proc.cache.flush()
+    assert store.users["alice"].event_count == 4 and store.lists["alice"].trigger_event_id == "c3"
 
 
 async def test_redelivered_batch_changes_nothing_but_still_gets_lists() -> None:
-    proc, store = _proc()
+    proc, _store = _proc()
     await proc.process([Incoming(_upload(i)) for i in range(10)])
     batch = [
         Incoming(_click(n, "bob", n % 3, 1_600_000_200_000 + n), SourcePos("events.click", 1, n))
         for n in range(6)
     ]
     first = await proc.process(batch)
-    before = store.users["bob"]
+    before = proc.cache.get("bob").snapshot()
     again = await proc.process(batch)
-    after = store.users["bob"]
+    after = proc.cache.get("bob").snapshot()
     assert np.array_equal(before.acc, after.acc)
     assert all(o.duplicate for o in again) and not any(o.duplicate for o in first)
     assert [o.recs.items for o in again][-1] == [o.recs.items for o in first][-1]
 
 
 async def test_new_user_gets_trending_items_and_review_moves_state() -> None:
-    proc, store = _proc()
+    proc, _store = _proc()
     await proc.process([Incoming(_upload(i)) for i in range(10)])
     await proc.process([Incoming(_click(n, f"u{n}", 7, 1_600_000_300_000 + n)) for n in range(3)])
     # A review is the first event of carol: state comes from the text path.
@@ -139,12 +141,12 @@ async def test_new_user_gets_trending_items_and_review_moves_state() -> None:
         rating=5,
     )
     (o,) = await proc.process([Incoming(review)])
-    assert store.users["carol"].embedding is not None and o.embedded
+    assert proc.cache.get("carol").embedding is not None and o.embedded
     # A click on an unknown item: counted, no embedding, cold-start list led by trending item7.
     proc_unknown = _click(99, "dave", 12345, 1_600_000_500_000)
     proc.settings = load_settings({"RECSTREAM_K": "5", "RECSTREAM_UNKNOWN_ITEM_WAIT_S": "0.05"})
     (o2,) = await proc.process([Incoming(proc_unknown)])
-    assert not o2.embedded and store.users["dave"].event_count == 1
+    assert not o2.embedded and proc.cache.get("dave").event_count == 1
     # Trending first (only item7 was clicked), then topped up with the newest items to K.
     assert [i.item_id for i in o2.recs.items] == ["item7", "item9", "item8", "item6", "item5"]
 
@@ -152,13 +154,13 @@ async def test_new_user_gets_trending_items_and_review_moves_state() -> None:
 async def test_click_waits_for_an_upload_that_arrives_on_another_topic() -> None:
     import asyncio
 
-    proc, store = _proc()
+    proc, _store = _proc()
     click = asyncio.create_task(proc.process([Incoming(_click(1, "fay", 3, 1_600_000_700_000))]))
     await asyncio.sleep(0.2)
     assert not click.done()  # waiting for item3
     await proc.process([Incoming(_upload(3))])
     (o,) = await click
-    assert o.embedded and store.users["fay"].embedding is not None
+    assert o.embedded and proc.cache.get("fay").embedding is not None
 
 
 @pytest.mark.parametrize("k", [1, 3])

@@ -187,20 +187,42 @@ def _consume(
 
 
 def _states(env: Env) -> dict[str, Any]:
+    """Users (UserState) and items as stored, once the worker's write-behind has settled.
+
+    States are written at the worker's checkpoints (every ``commit_interval_s``): read until two
+    reads one interval apart agree.
+    """
+    import asyncio
+
     from cassandra.cluster import Cluster
+
+    from streams.state.cassandra import CassandraStateStore
 
     s = env.settings
     cluster = Cluster(s.cassandra_hosts, port=s.cassandra_port)
     try:
         session = cluster.connect(s.cassandra_keyspace)
-        users = {r.user_id: r for r in session.execute("SELECT * FROM user_state")}
         items = {
             r.item_id: np.frombuffer(r.embedding, dtype=np.float32)
             for r in session.execute("SELECT * FROM items")
         }
-        return {"users": users, "items": items}
+        ids = sorted({r.user_id for r in session.execute("SELECT DISTINCT user_id FROM user_state_v2")})
     finally:
         cluster.shutdown()
+
+    async def read() -> dict[str, Any]:
+        async with CassandraStateStore.open(s) as store:
+            prev: dict[str, Any] | None = None
+            for _ in range(30):
+                got = await store.get_users(ids)
+                key = {u: st.event_count for u, st in got.items()}
+                if prev is not None and key == prev:
+                    return got
+                prev = key
+                await asyncio.sleep(s.commit_interval_s * 1.5)
+            return got
+
+    return {"users": asyncio.run(read()), "items": items}
 
 
 def _wait_lists(env: Env, ids: set[str]) -> list[RecsUpdated]:
@@ -287,9 +309,7 @@ def test_pipeline_lists_dead_letters_and_state(deployment_factory: Callable[[], 
             None, user, contribs, tau_s=env.settings.decay_tau_s, seen_max=env.settings.seen_items_max
         )
         row = st["users"][user]
-        np.testing.assert_allclose(
-            np.frombuffer(row.acc, dtype=np.float64), expected.acc, rtol=1e-9, atol=1e-12
-        )
+        np.testing.assert_allclose(row.acc, expected.acc, rtol=1e-9, atol=1e-12)
         assert row.event_count == 12 and row.ref_ts == expected.ref_ts
 
 
@@ -302,7 +322,7 @@ def test_redelivery_and_replay_leave_state_bit_identical(
     _produce(env, events, bad=False)
     _wait_lists(env, good_ids)
     time.sleep(2)  # let the last offsets commit
-    before = {u: (r.acc, r.event_count, r.seen) for u, r in _states(env)["users"].items()}
+    before = {u: (r.acc.tobytes(), r.event_count, r.seen) for u, r in _states(env)["users"].items()}
     env.stop(proc)
 
     # Redelivery: a new consumer group starts from the earliest offsets (same as an offset reset).
@@ -317,7 +337,7 @@ def test_redelivery_and_replay_leave_state_bit_identical(
     )
     assert len(raw) >= 3 * len(good_ids)
     time.sleep(1)
-    after = {u: (r.acc, r.event_count, r.seen) for u, r in _states(env)["users"].items()}
+    after = {u: (r.acc.tobytes(), r.event_count, r.seen) for u, r in _states(env)["users"].items()}
     assert after == before
     assert proc2.poll() is None
 
@@ -342,5 +362,5 @@ def test_two_workers_reach_the_same_state_as_one(
         assert row.event_count == other.event_count and set(row.seen) == set(other.seen)
         # Item embeddings come from Triton batches of different composition with one or two
         # workers (float rounding ~1e-7); the user embedding must agree within 1e-6.
-        a, b = np.frombuffer(row.acc, dtype=np.float64), np.frombuffer(other.acc, dtype=np.float64)
+        a, b = row.acc, other.acc
         np.testing.assert_allclose(a / np.linalg.norm(a), b / np.linalg.norm(b), atol=1e-6)

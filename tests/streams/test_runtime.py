@@ -1,0 +1,175 @@
+"""The runtime's commit protocol with a fake Kafka port (the real one: tests/streams/test_commit_live.py).
+
+What is checked here is the order of effects: offsets are done only after their lists are
+delivered, states are written before any commit that covers them, a skipped range is never
+processed past, a stale batch is never processed, and a deferred click is durable before the
+state that skips it exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import numpy as np
+
+from recstream.settings import load_settings
+from schemas.events import ClickEvent, UploadEvent
+from serving.client.base import FusionInfo
+from streams.catalog.exact import ExactIndex
+from streams.processor import Processor
+from streams.runtime import Runtime
+from streams.state.memory import MemoryStateStore
+from tests.streams.fakes import Ev, FakeKafka, Msg
+from tests.streams.test_processor import D, FakeClient
+
+CLICK = "events.click"
+
+
+def _click(n: int, user: str, item: int) -> bytes:
+    ev = ClickEvent(
+        type="click",
+        event_id=f"c{n}",
+        user_id=user,
+        item_id=f"item{item}",
+        ts=1_600_000_000_000 + n,
+        schema_version=1,
+    )
+    return ev.to_json_bytes()
+
+
+def _events(rows: list[tuple[int, str, int]], partition: int = 0, gen: int = 1) -> list[Ev]:
+    return [
+        Ev(Msg(CLICK, partition, off, user.encode(), _click(off, user, item), gen))
+        for off, user, item in rows
+    ]
+
+
+async def _runtime(**env: str) -> tuple[Runtime, FakeKafka, MemoryStateStore]:
+    settings = load_settings({"RECSTREAM_K": "3", "RECSTREAM_UNKNOWN_ITEM_WAIT_S": "0.05", **env})
+    store = MemoryStateStore()
+    proc = Processor(settings, FakeClient(), store, ExactIndex(D), FusionInfo("fake-1", 384, 256, 7, D, 0.0))
+    for i in range(10):
+        up = UploadEvent(
+            type="upload",
+            event_id=f"u{i}",
+            user_id="studio",
+            item_id=f"item{i}",
+            ts=1_600_000_000_000,
+            schema_version=1,
+            title=f"M{i}",
+        )
+        items = await proc.embed_uploads([up])
+        proc.add_items(items)
+    kafka = FakeKafka(store)
+    rt = Runtime(settings, proc, kafka, "catalog")
+    rt.assign_for_tests({(CLICK, 0): 0, (CLICK, 1): 0})
+    return rt, kafka, store
+
+
+async def _settle(rt: Runtime) -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+    if rt._finishing:
+        await asyncio.wait(set(rt._finishing), timeout=2)
+
+
+async def test_offsets_are_done_only_when_lists_are_delivered() -> None:
+    rt, kafka, _store = await _runtime()
+    kafka.auto_deliver = False
+    await rt.handle(_events([(0, "a", 1), (1, "b", 2), (2, "a", 3)]))
+    assert len(kafka.sent) == 3  # handed to the producer at once, not awaited
+    await rt.checkpointer.checkpoint()
+    assert kafka.commits == []  # nothing delivered: nothing committable
+    kafka.deliver_all()
+    await _settle(rt)
+    await rt.checkpointer.checkpoint()
+    ((positions, counts),) = kafka.commits
+    assert positions == {(CLICK, 0): 3}
+    # The state covering those offsets was written before the commit.
+    assert counts == {"a": 2, "b": 1}
+
+
+async def test_a_redelivered_batch_is_not_processed_again() -> None:
+    rt, kafka, _store = await _runtime()
+    batch = _events([(0, "a", 1), (1, "a", 2)])
+    await rt.handle(batch)
+    await _settle(rt)
+    await rt.handle(batch)  # same offsets again (a seek back, a stale fetch)
+    await _settle(rt)
+    assert len(kafka.sent) == 2 and rt.processor.cache.get("a").event_count == 2
+
+
+async def test_stale_generation_events_are_dropped() -> None:
+    rt, kafka, _ = await _runtime()
+    await rt.handle(_events([(0, "a", 1)], gen=0))
+    assert kafka.sent == [] and rt.tracker.position((CLICK, 0)) == 0
+
+
+async def test_a_skipped_range_is_read_again_not_processed_past() -> None:
+    rt, kafka, _ = await _runtime()
+    await rt.handle(_events([(0, "a", 1)]))
+    # Offsets 1-3 never arrive; 4 and 5 do (what a consumer that drops prefetched records does).
+    await rt.handle(_events([(4, "a", 2), (5, "b", 3)]))
+    await _settle(rt)
+    assert len(kafka.sent) == 1 and kafka.seeks == [((CLICK, 0), 1)]
+    await rt.handle(_events([(1, "a", 4), (2, "a", 5), (3, "c", 6), (4, "a", 2), (5, "b", 3)]))
+    await _settle(rt)
+    await rt.checkpointer.checkpoint()
+    assert kafka.commits[-1][0] == {(CLICK, 0): 6}
+    assert rt.processor.cache.get("a").event_count == 4
+
+
+async def test_a_deferred_click_is_delivered_before_its_user_moves_past_it() -> None:
+    rt, kafka, _store = await _runtime()
+    order: list[str] = []
+    real_send = kafka.send
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
+        if topic == CLICK:
+            cache = rt.processor.cache
+            order.append(f"requeue (state count {cache.get('a').event_count if 'a' in cache else 0})")
+        return await real_send(topic, key, value)
+
+    kafka.send = send  # type: ignore[method-assign]
+    # c0 is on an unknown item; c1 (same user, later offset) is not.
+    await rt.handle(_events([(0, "a", 999), (1, "a", 2)]))
+    await _settle(rt)
+    assert order == ["requeue (state count 0)"]
+    assert rt.processor.cache.get("a").offsets == {f"{CLICK}:0": 1}
+    requeued = [v for t, _, v in kafka.sent if t == CLICK]
+    assert len(requeued) == 1 and b'"c0"' in requeued[0]
+
+
+async def test_revocation_writes_states_and_commits_every_owned_partition() -> None:
+    rt, kafka, _store = await _runtime()
+    await rt.handle(_events([(0, "a", 1), (1, "b", 2)]))
+    await _settle(rt)
+    assert await rt.on_revoke(timeout_s=1.0)
+    positions, counts = kafka.commits[-1]
+    assert positions == {(CLICK, 0): 2, (CLICK, 1): 0} and counts == {"a": 1, "b": 1}
+    # Not ready until assigned again: a batch waits rather than run unowned.
+    waiting = asyncio.create_task(rt.handle(_events([(2, "a", 3)])))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await rt.on_assign([(CLICK, 0)], "group")  # no reader: starts at 0, re-reads from the commit
+    await asyncio.wait_for(waiting, 1)
+
+
+async def test_a_failing_store_blocks_commits_not_lists() -> None:
+    rt, kafka, store = await _runtime()
+
+    async def down(writes: Any) -> None:
+        from streams.errors import StateError
+
+        raise StateError("cassandra down")
+
+    store.write_users = down  # type: ignore[method-assign]
+    await rt.handle(_events([(0, "a", 1)]))
+    await _settle(rt)
+    assert len(kafka.sent) == 1
+    with contextlib.suppress(Exception):
+        await rt.checkpointer.checkpoint()
+    assert kafka.commits == []
+    np.testing.assert_equal(rt.tracker.position((CLICK, 0)), 1)
