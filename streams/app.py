@@ -92,6 +92,8 @@ def create_app(settings: Settings, runtime_factory: Any) -> RecstreamApp:
         web_port=settings.web_port,
         web_in_thread=False,
         producer_acks=-1,
+        # Lists leave in one produce request per few milliseconds rather than one per list.
+        producer_linger=0.002,
         consumer_auto_offset_reset="earliest",
         topic_partitions=settings.topic_partitions,
         topic_allow_declare=False,

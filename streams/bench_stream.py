@@ -340,15 +340,56 @@ def run_stream_benchmarks(
     return {k: summarise(v) for k, v in runs.items()}
 
 
+def faust_passthrough(settings: Settings, src: str, dst: str) -> None:
+    """What Faust itself costs: an agent taking batches of ``src`` and producing each to ``dst``.
+
+    The same consumer set-up as the worker (``take_events`` batches, acks off, the producer
+    not awaited per message), no work: its rate is the ceiling the worker's Faust layer allows.
+    """
+    import faust
+
+    from streams.kafka_config import faust_credentials
+
+    app = faust.App(
+        f"faust-passthrough-{uuid.uuid4().hex[:6]}",
+        broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap_servers.split(",")],
+        broker_credentials=faust_credentials(settings),
+        web_enabled=False,
+        producer_acks=-1,
+        producer_linger=0.002,
+        consumer_auto_offset_reset="earliest",
+        topic_allow_declare=False,
+        store="memory://",
+        datadir=tempfile.mkdtemp(prefix="faust-pt-"),
+    )
+    source = app.topic(src, key_serializer="raw", value_serializer="raw", acks=False)
+
+    @app.agent(source)
+    async def copy(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout_s):  # type: ignore[attr-defined]
+            futs = [
+                await app.producer.send(dst, e.message.key, e.message.value, None, None, None) for e in events
+            ]
+            await asyncio.gather(*futs)
+
+    worker = faust.Worker(app, loglevel="warning", quiet=True)
+    worker.spinner = None
+    worker.execute_from_commandline()
+
+
 def passthrough_main(argv: list[str] | None = None) -> int:
-    """``python -m streams.bench_stream SRC DST``: run the passthrough until killed."""
+    """``python -m streams.bench_stream [--faust] SRC DST``: run a passthrough until killed."""
     from recstream.settings import load_settings
 
     p = argparse.ArgumentParser(prog="python -m streams.bench_stream")
+    p.add_argument("--faust", action="store_true", help="a Faust agent instead of bare aiokafka")
     p.add_argument("src")
     p.add_argument("dst")
     args = p.parse_args(argv)
-    asyncio.run(passthrough(load_settings(), args.src, args.dst, asyncio.Event()))
+    if args.faust:
+        faust_passthrough(load_settings(), args.src, args.dst)
+    else:
+        asyncio.run(passthrough(load_settings(), args.src, args.dst, asyncio.Event()))
     return 0
 
 
