@@ -35,6 +35,9 @@ from streams.state.cache import StateCache
 from streams.trending import Trending
 from streams.userstate import Contribution, LiveUser
 
+#: Decimals of the published scores.
+SCORE_DECIMALS = 6
+
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
@@ -329,10 +332,12 @@ class Processor:
         k = s.k
         ranked: dict[int, list[tuple[str, float]]] = {}
         if warm_rows:
-            hits = self.index.search_rows(np.stack(queries), k, excludes)
+            hits = self.index.search_rows(np.stack(queries), k, excludes, decimals=SCORE_DECIMALS)
             ranked = dict(zip(warm_rows, hits, strict=True))
         for i, seen in cold.items():
-            ranked[i] = self.cold_start(k, set(seen))
+            ranked[i] = [
+                (item, round(score, SCORE_DECIMALS)) for item, score in self.cold_start(k, set(seen))
+            ]
         metrics.stage("retrieval").observe(time.perf_counter() - t1)
         t2 = time.perf_counter()
         now_ms = int(self.clock() * 1000)

@@ -53,14 +53,20 @@ class ItemIndex(ABC):
         return np.asarray(out, dtype=np.int64)
 
     def search_rows(
-        self, queries: np.ndarray, k: int, exclude: Sequence[np.ndarray]
+        self, queries: np.ndarray, k: int, exclude: Sequence[np.ndarray], decimals: int | None = None
     ) -> list[list[tuple[str, float]]]:
         """Like :meth:`search`, with each query's excluded items given as row numbers.
+
+        Args:
+            decimals: Round the scores to this many decimals (as published).
 
         The default maps rows back to ids; :class:`streams.catalog.exact.ExactIndex` masks the
         rows of one score matrix for the whole batch instead.
         """
-        return self.search(queries, k, [{self.item_at(int(r)) for r in rows} for rows in exclude])
+        hits = self.search(queries, k, [{self.item_at(int(r)) for r in rows} for rows in exclude])
+        if decimals is None:
+            return hits
+        return [[(i, round(s, decimals)) for i, s in row] for row in hits]
 
     @abstractmethod
     def item_at(self, row: int) -> str:

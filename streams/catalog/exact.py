@@ -47,27 +47,31 @@ class ExactIndex(ItemIndex):
         return self._ids[row]
 
     def search_rows(
-        self, queries: np.ndarray, k: int, exclude: Sequence[np.ndarray]
+        self, queries: np.ndarray, k: int, exclude: Sequence[np.ndarray], decimals: int | None = None
     ) -> list[list[tuple[str, float]]]:
-        """One matrix product for the batch, excluded rows masked, one ``argpartition``."""
+        """One matrix product for the batch, excluded rows masked at once, one ``argpartition``."""
         n_items = len(self._ids)
         q = self._check(queries, len(exclude))
-        if n_items == 0 or k <= 0 or len(exclude) == 0:
+        n = len(exclude)
+        if n_items == 0 or k <= 0 or n == 0:
             return [[] for _ in exclude]
         scores = q @ self._matrix[:n_items].T  # [n_queries, n_items], a fresh array: mask in place
-        for i, rows in enumerate(exclude):
-            if len(rows):
-                scores[i, rows] = -np.inf
+        lens = [len(r) for r in exclude]
+        if any(lens):
+            rows = np.repeat(np.arange(n, dtype=np.int64), lens)
+            scores[rows, np.concatenate(exclude)] = -np.inf
         kk = min(k, n_items)
         if kk < n_items:
-            top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+            top = np.argpartition(scores, n_items - kk, axis=1)[:, n_items - kk :]
         else:
-            top = np.broadcast_to(np.arange(n_items), (len(exclude), n_items))
+            top = np.broadcast_to(np.arange(n_items), (n, n_items))
         vals = np.take_along_axis(scores, top, axis=1)
         # Best first; ties by row (stable): identical inputs give identical lists.
         order = np.lexsort((top, -vals), axis=1)
         top = np.take_along_axis(top, order, axis=1)
-        vals = np.take_along_axis(vals, order, axis=1)
+        vals = np.take_along_axis(vals, order, axis=1).astype(np.float64)
+        if decimals is not None:
+            vals = np.round(vals, decimals)
         ids = self._ids
         out: list[list[tuple[str, float]]] = []
         for trow, vrow in zip(top.tolist(), vals.tolist(), strict=True):

@@ -20,7 +20,7 @@ ids = st.text(min_size=1, max_size=40)
 def test_payload_is_the_recs_updated_document(
     user: str, items: list[tuple[str, float]], trigger: str, generated: int
 ) -> None:
-    items = sorted(items, key=lambda x: -x[1])
+    items = sorted(((i, round(s, 6)) for i, s in items), key=lambda x: -x[1])
     payload = list_payload(user, items, trigger, "fusion-v1", generated)
     expected = RecsUpdated(
         user_id=user,
