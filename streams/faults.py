@@ -3,8 +3,10 @@
 Chaos tests kill a worker at an exact point of the protocol instead of at a chance moment:
 ``after_apply`` (a batch applied to the in-memory state, nothing published yet),
 ``after_publish`` (its lists delivered, the state not yet written) and ``after_flush`` (states
-written, offsets not yet committed). With the setting unset, :func:`hit` is a no-op; production
-deployments never set it.
+written, offsets not yet committed). Two more break the worker on purpose, as negative controls
+of the chaos oracle (a check that cannot see them is broken): ``no_dedup`` turns the duplicate
+guard off, ``drop_event:N`` silently skips the Nth event taken. With the setting unset every
+point is a no-op; production deployments never set it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,22 @@ class FaultPoints:
             point, _, nth = spec.partition(":")
             self.point, self.nth = point, int(nth or 1)
         self._seen = 0
+        self._taken = 0
+
+    @property
+    def no_dedup(self) -> bool:
+        """Negative control: applying duplicates again."""
+        return self.point == "no_dedup"
+
+    def drop_this(self) -> bool:
+        """Negative control: True for the Nth event taken (the runtime then skips it silently)."""
+        if self.point != "drop_event":
+            return False
+        self._taken += 1
+        if self._taken == self.nth:
+            log.warning("fault hook: event %d dropped on purpose", self._taken)
+            return True
+        return False
 
     def hit(self, point: str) -> None:
         """Called by the runtime at ``point``; kills the process on the configured arrival."""

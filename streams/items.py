@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from schemas.events import UploadEvent
+from schemas.events import ReviewEvent, UploadEvent
 from serving.client.base import FusionInputs
 
 #: Precomputed feature vector the fusion model takes, and its width (MovieLens visual features).
@@ -70,5 +70,24 @@ def fusion_inputs(
         image=image,
         features=feats,
         item_ids=tuple(u.item_id for u in uploads),
+        mask=mask,
+    )
+
+
+def review_fusion_inputs(
+    reviews: Sequence[ReviewEvent], text_emb: np.ndarray, *, image_dim: int, feature_dim: int
+) -> FusionInputs:
+    """The fusion batch that maps review texts into the item/user space (text modality only).
+
+    The worker and the chaos oracle (tests/chaos/oracle.py) both embed reviews this way.
+    """
+    n = len(reviews)
+    mask = np.zeros((n, 4), dtype=np.float32)
+    mask[:, 0] = 1.0
+    return FusionInputs(
+        text=np.ascontiguousarray(text_emb, dtype=np.float32),
+        image=np.zeros((n, image_dim), dtype=np.float32),
+        features=np.zeros((n, feature_dim), dtype=np.float32),
+        item_ids=tuple(f"review:{r.event_id}" for r in reviews),
         mask=mask,
     )

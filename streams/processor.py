@@ -26,14 +26,14 @@ import numpy as np
 from recstream import metrics
 from recstream.settings import Settings
 from schemas.events import ClickEvent, Event, RecsUpdated, ReviewEvent, UploadEvent
-from serving.client.base import FusionInfo, FusionInputs, InferenceClient
+from serving.client.base import FusionInfo, InferenceClient
 from streams.catalog.base import ItemIndex
-from streams.items import fusion_inputs, upload_image_bytes, upload_text
+from streams.items import fusion_inputs, review_fusion_inputs, upload_image_bytes, upload_text
 from streams.lists import list_payload
 from streams.state.base import ItemRecord, SourcePos, StateStore, StoredList
 from streams.state.cache import StateCache
 from streams.trending import Trending
-from streams.userstate import Contribution, LiveUser
+from streams.userstate import Contribution, LiveUser, event_weight
 
 #: Decimals of the published scores.
 SCORE_DECIMALS = 6
@@ -113,6 +113,8 @@ class Processor:
         self.trending = Trending()
         self.clock = clock
         self.titles: dict[str, str] = {}
+        #: Negative control of the chaos tests only (``RECSTREAM_FAULT_HOOK=no_dedup``).
+        self.no_dedup = settings.fault_hook == "no_dedup"
         #: Batches currently retrying after a dependency failure (maintained by the runtime).
         self.failing_batches = 0
         #: Whether the worker's consumer group is rebalancing (set by the Faust app): a click
@@ -166,16 +168,9 @@ class Processor:
         # only the text modality present, so they land in the shared item/user space.
         t0 = time.perf_counter()
         text = await self.client.encode_text([r.text for r in reviews])
-        n = len(reviews)
-        mask = np.zeros((n, 4), dtype=np.float32)
-        mask[:, 0] = 1.0
         out = await self.client.fuse(
-            FusionInputs(
-                text=text,
-                image=np.zeros((n, self.model.image_dim), dtype=np.float32),
-                features=np.zeros((n, self.model.feature_dim), dtype=np.float32),
-                item_ids=tuple(f"review:{r.event_id}" for r in reviews),
-                mask=mask,
+            review_fusion_inputs(
+                reviews, text, image_dim=self.model.image_dim, feature_dim=self.model.feature_dim
             )
         )
         metrics.stage("embed_reviews").observe(time.perf_counter() - t0)
@@ -207,18 +202,6 @@ class Processor:
             if vec is not None:
                 out[c.item_id] = vec
         return out
-
-    def _weight(self, event: Event) -> float:
-        s = self.settings
-        if isinstance(event, ClickEvent):
-            w = event.weight or 1.0
-            if self.model.rating_power and event.weight:
-                # MovieLens replays carry stars as the click weight (0.5-5).
-                return s.weight_click * (min(w, 5.0) / 5.0) ** self.model.rating_power
-            return s.weight_click * (w if not self.model.rating_power else 1.0)
-        if isinstance(event, ReviewEvent):
-            return s.weight_review * ((event.rating / 5.0) if event.rating else 1.0)
-        return s.weight_upload
 
     async def process(
         self,
@@ -308,8 +291,16 @@ class Processor:
                 vec = review_vec.get(ev.event_id)
             else:
                 vec = click_vec.get(ev.item_id)
-            c = Contribution(ev.event_id, ev.user_id, ev.item_id, ev.ts, vec, self._weight(ev), x.source)
-            dup = user.is_duplicate(c)
+            c = Contribution(
+                ev.event_id,
+                ev.user_id,
+                ev.item_id,
+                ev.ts,
+                vec,
+                event_weight(ev, s, self.model.rating_power),
+                x.source,
+            )
+            dup = user.is_duplicate(c) and not self.no_dedup
             if not dup:
                 added = user.apply(
                     c, tau_s=tau, seen_max=seen_max, recent_max=recent_max, model_version=version

@@ -149,6 +149,9 @@ class Runtime:
             tp = (msg.topic, msg.partition)
             verdict = self.tracker.admit(tp, msg.offset)
             if verdict is Admit.NEXT:
+                if self.faults.drop_this():  # negative control of the chaos tests only
+                    self.tracker.done(tp, [msg.offset])
+                    continue
                 out.append(msg)
             elif verdict is Admit.GAP and tp not in self._repairs:
                 self._repairs[tp] = asyncio.create_task(self._repair(tp))

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recstream.settings import Settings
+from schemas.events import ClickEvent, Event, ReviewEvent
 from streams.state.base import SourcePos, UserState
 
 
@@ -48,6 +50,24 @@ class Contribution:
     embedding: np.ndarray | None
     weight: float
     source: SourcePos | None = None
+
+
+def event_weight(event: Event, settings: Settings, rating_power: float) -> float:
+    """How strongly an event pulls its user's state: the one weight rule of the worker and oracle.
+
+    Args:
+        event: The event.
+        settings: Type weights (``weight_click``, ``weight_review``, ``weight_upload``).
+        rating_power: The served model's exponent for star ratings carried as click weights
+            (MovieLens replays); 0: the click's own weight multiplies ``weight_click``.
+    """
+    if isinstance(event, ClickEvent):
+        if rating_power and event.weight:
+            return settings.weight_click * (min(event.weight, 5.0) / 5.0) ** rating_power
+        return settings.weight_click * ((event.weight or 1.0) if not rating_power else 1.0)
+    if isinstance(event, ReviewEvent):
+        return settings.weight_review * ((event.rating / 5.0) if event.rating else 1.0)
+    return settings.weight_upload
 
 
 def accumulate(

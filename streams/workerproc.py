@@ -152,6 +152,14 @@ class WorkerProcess:
         """SIGKILL the worker's process group and reap it."""
         self.stop(signal.SIGKILL)
 
+    def pause(self) -> None:
+        """SIGSTOP the worker's process group (a long GC pause, a frozen VM)."""
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT the worker's process group after :meth:`pause`."""
+        os.killpg(self.proc.pid, signal.SIGCONT)
+
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> None:
         """Signal the worker's process group and wait (SIGKILL after ``timeout_s``)."""
         if self.proc.poll() is None:
@@ -188,9 +196,9 @@ class Deployment:
         env = {**isolated_env(base_env, partitions=partitions), **extra}
         return cls(env, prepare(env), log_dir)
 
-    def start_worker(self) -> WorkerProcess:
-        """Start one more worker in this deployment's consumer group."""
-        w = WorkerProcess.start(self.env, self.log_dir / f"worker-{len(self.workers)}.log")
+    def start_worker(self, **extra: str) -> WorkerProcess:
+        """Start one more worker in this deployment's consumer group (``extra``: its own variables)."""
+        w = WorkerProcess.start({**self.env, **extra}, self.log_dir / f"worker-{len(self.workers)}.log")
         self.workers.append(w)
         return w
 

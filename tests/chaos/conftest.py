@@ -43,8 +43,14 @@ CHAOS_PORTS = {
     "RECSTREAM_TRITON_METRICS_PORT": "18002",
     "RECSTREAM_TRITON_GRPC_URL": "127.0.0.1:18001",
 }
-#: Worker settings of every chaos deployment.
-WORKER_ENV = {"RECSTREAM_K": "10", "RECSTREAM_LOG_LEVEL": "WARNING"}
+#: Worker settings of every chaos deployment. The decay is so long that every event keeps its
+#: whole weight in the user's sum, so the oracle sees any lost or doubled event (oracle.py).
+WORKER_ENV = {
+    "RECSTREAM_K": "10",
+    "RECSTREAM_LOG_LEVEL": "WARNING",
+    "RECSTREAM_DECAY_TAU_S": "1e12",
+    "RECSTREAM_COMMIT_INTERVAL_S": "1.0",
+}
 #: Sample users replayed by the fault tests: the four with tags (so clicks, reviews and uploads
 #: all occur) and eight small histories, about 1,300 events with their items' uploads.
 CHAOS_USERS = (14, 28, 84, 112, 154, 210, 280, 364, 448, 490, 504, 546)

@@ -109,6 +109,7 @@ class Record:
     timestamp_ms: int
     partition: int
     offset: int
+    topic: str = ""
 
 
 def read_topic(
@@ -135,7 +136,7 @@ def read_topic(
     try:
         while time.monotonic() < deadline and not until(got):
             for recs in consumer.poll(timeout_ms=500, max_records=5000).values():
-                got.extend(Record(r.key, r.value, r.timestamp, r.partition, r.offset) for r in recs)
+                got.extend(Record(r.key, r.value, r.timestamp, r.partition, r.offset, r.topic) for r in recs)
     finally:
         consumer.close()
     return got

@@ -2,9 +2,12 @@
 
 :func:`run_fault` starts the workers of a fresh deployment on the chaos stack, sends the events
 at ``rate``, calls the fault's ``inject`` once a quarter of them are sent, waits for every event
-to have its list, then compares the Cassandra states with the clean run, counts lost and
-double-applied events, lists and dead letters, computes the recovery times, and writes
-``reports/chaos/<fault>.json``. The caller asserts ``result["problems"] == []``.
+to have its list, then judges the run three ways: the independent oracle (tests/chaos/oracle.py:
+the distinct events offered, applied with the pure rule, against every stored state), the clean
+run (same users, counts, ids and seen items), and a sampler that read the states every second
+during the run (no user's applied-event count ever went down: no state moved backwards). It also
+checks that the fault really hit the pipeline (:attr:`Fault.hit`) and that recovery stayed within
+its bound, and writes ``reports/chaos/<fault>.json``. The caller asserts ``problems == []``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,6 +26,7 @@ from recstream.settings import REPO_ROOT
 from schemas.events import Event
 from streams.workerproc import Deployment, WorkerProcess
 from tests.chaos.accounting import (
+    UserRow,
     account_events,
     account_lists,
     compare_states,
@@ -36,6 +41,7 @@ from tests.chaos.harness import (
     topic_size,
     wait_lists,
 )
+from tests.chaos.oracle import compare, expected_states
 
 REPORT_DIR = REPO_ROOT / "reports" / "chaos"
 _COUNTER = re.compile(
@@ -70,6 +76,12 @@ class Fault:
     inject: Callable[[FaultContext], tuple[float, float]]
     workers: int = 1
     kills_workers: bool = False
+    #: Why the run counts: None when the fault visibly hit the pipeline, else what is missing.
+    hit: Callable[[dict[str, Any]], str | None] | None = None
+    #: Variables of the first worker only (e.g. a fault hook).
+    first_worker_env: dict[str, str] = field(default_factory=dict)
+    #: Fault end to the backlog drained, at most (seconds; generous for a loaded 2-core machine).
+    recovery_bound_s: float = 120.0
 
 
 def _counters(workers: Sequence[WorkerProcess]) -> float:
@@ -81,8 +93,12 @@ def _counters(workers: Sequence[WorkerProcess]) -> float:
     return total
 
 
+#: Log lines that show a worker met a failing dependency (and paused or retried).
+RETRY_MARKERS = ("batch failed", "checkpoint failed", "publish failed", "not delivered")
+
+
 def _retry_log_lines(workers: Sequence[WorkerProcess]) -> int:
-    return sum(w.log_tail(10_000_000).count("batch failed") for w in workers)
+    return sum(w.log_tail(10_000_000).count(m) for w in workers for m in RETRY_MARKERS)
 
 
 def run_fault(
@@ -98,7 +114,11 @@ def run_fault(
 ) -> dict[str, Any]:
     """Run ``fault`` (see the module docstring); returns the report dict (also written as JSON)."""
     s = deployment.settings
-    workers = [deployment.start_worker() for _ in range(fault.workers)]
+    workers = [
+        deployment.start_worker(**(fault.first_worker_env if i == 0 else {})) for i in range(fault.workers)
+    ]
+    sampler = StateSampler(s)
+    sampler.start()
     msgs = event_messages(s, events)
     producer = PacedProducer(s, msgs, rate)
     t_begin = time.time()
@@ -113,7 +133,9 @@ def run_fault(
     t_done = time.time()
     time.sleep(2.0)  # lists are published after their state is written; let stragglers land
     inputs = read_topic(s, list(s.event_topics.values()), lambda got: len(got) >= len(msgs), timeout_s=120)
-    states = read_states(s)
+    states = settled_states(s)
+    sampler.stop()
+    verdict = compare(expected_states(s), states, s.seen_items_max)
     by_user: dict[str, list[str]] = {}
     for e in events:
         by_user.setdefault(e.user_id, []).append(e.event_id)
@@ -143,6 +165,12 @@ def run_fault(
         problems.append(f"state differs from the clean run: {asdict(diff)}")
     if crashed:
         problems.append(f"worker(s) died: {crashed}")
+    if not verdict.ok:
+        problems.append(
+            f"oracle: {verdict.missing} lost, {verdict.extra} applied twice; {list(verdict.details)}"
+        )
+    if sampler.backwards:
+        problems.append(f"states moved backwards: {sampler.backwards[:5]}")
     input_ids = [json.loads(r.value)["event_id"] for r in inputs]
     if set(input_ids) != ids:
         problems.append(f"{len(set(input_ids))} of {len(ids)} input events read back from Kafka")
@@ -170,11 +198,62 @@ def run_fault(
         "triton_retries_and_errors": _counters(survivors),
         "runtime_retry_log_lines": _retry_log_lines(deployment.workers),
         "notes": ctx.notes,
+        "oracle": asdict(verdict) | {"ok": verdict.ok},
+        "state_samples": sampler.samples,
+        "states_moved_backwards": len(sampler.backwards),
         "stack_log": list(getattr(stack, "log", []))[log_from:],
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
+    if fault.hit is not None and (why := fault.hit(report)):
+        problems.append(f"the fault did not visibly hit the pipeline: {why}")
+    drained = report["recovery_backlog_s"]
+    if drained is None or drained > fault.recovery_bound_s:
+        problems.append(f"backlog drained after {drained} s (bound {fault.recovery_bound_s:.0f} s)")
+    report["recovery_bound_s"] = fault.recovery_bound_s
+    report["outcome"] = "pass" if not problems else "FAIL"
     write_report(fault.name, report)
     return report
+
+
+def settled_states(settings: Any, timeout_s: float = 60.0) -> dict[str, UserRow]:
+    """The stored states once the workers' write-behind has caught up (two equal reads)."""
+    deadline = time.monotonic() + timeout_s
+    prev = read_states(settings)
+    while time.monotonic() < deadline:
+        time.sleep(settings.commit_interval_s * 2)
+        cur = read_states(settings)
+        if {u: r.event_count for u, r in cur.items()} == {u: r.event_count for u, r in prev.items()}:
+            return cur
+        prev = cur
+    return prev
+
+
+class StateSampler(threading.Thread):
+    """Reads every state each second: a user's applied-event count must never go down."""
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(daemon=True, name="state-sampler")
+        self.settings = settings
+        self.samples = 0
+        self.backwards: list[str] = []
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        last: dict[str, int] = {}
+        while not self._stop.wait(1.0):
+            try:
+                states = read_states(self.settings)
+            except Exception:  # Cassandra down during its own fault: try again next second
+                continue
+            self.samples += 1
+            for user, row in states.items():
+                if row.event_count < last.get(user, 0):
+                    self.backwards.append(f"{user}: {last[user]} -> {row.event_count}")
+                last[user] = max(last.get(user, 0), row.event_count)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join(10)
 
 
 def write_report(name: str, report: dict[str, Any], directory: Path = REPORT_DIR) -> Path:
