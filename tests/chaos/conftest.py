@@ -27,10 +27,9 @@ from tests.chaos.harness import (
     PacedProducer,
     event_messages,
     movielens_slice_for_users,
-    read_states,
     wait_lists,
 )
-from tests.chaos.scenario import REPORT_DIR
+from tests.chaos.scenario import REPORT_DIR, settled_states
 
 #: Ports of the isolated stack (the shared one uses 9092/9093, 9042/7000/7199, 8000-8002).
 CHAOS_PORTS = {
@@ -164,6 +163,6 @@ def clean_run(chaos_stack: ChaosStack, chaos_events: list[Event]) -> CleanRun:
         producer.finish()
         lists = wait_lists(d.settings, {e.event_id for e in chaos_events}, timeout_s=600)
         seconds = time.monotonic() - t0
-        return CleanRun(read_states(d.settings), len(lists), seconds)
+        return CleanRun(settled_states(d.settings), len(lists), seconds)
     finally:
         d.drop()

@@ -236,11 +236,11 @@ class StateSampler(threading.Thread):
         self.settings = settings
         self.samples = 0
         self.backwards: list[str] = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         last: dict[str, int] = {}
-        while not self._stop.wait(1.0):
+        while not self._halt.wait(1.0):
             try:
                 states = read_states(self.settings)
             except Exception:  # Cassandra down during its own fault: try again next second
@@ -252,7 +252,7 @@ class StateSampler(threading.Thread):
                 last[user] = max(last.get(user, 0), row.event_count)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(10)
 
 
