@@ -24,8 +24,8 @@ from faust.types import TP
 from recstream import logs, metrics
 from recstream.settings import Settings
 from streams.kafka_config import aiokafka_config, faust_credentials
-from streams.runtime import Runtime, decode_catalog_item
-from streams.topics import catalog_topic
+from streams.runtime import Runtime
+from streams.topics import catalog_topic, decode_catalog_item
 from streams.web.routes import OpsWeb
 from streams.web.routes import register as register_routes
 

@@ -28,15 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
-
-import numpy as np
 
 from recstream import metrics
 from recstream.settings import Settings
@@ -45,17 +42,17 @@ from schemas.edge import Rejection, decode_event
 from schemas.limits import Limits
 from serving.errors import InferenceError, TransientInferenceError
 from streams.checkpoint import Checkpointer, OffsetsReader
+from streams.delivery import Message, Publisher
 from streams.errors import PartitionNotOwned, StateError
 from streams.faults import FaultPoints
 from streams.latest import record_published
 from streams.offsets import TP, Admit, OffsetTracker
 from streams.processor import Incoming, Outcome, Processor
-from streams.state.base import ItemRecord, SourcePos
+from streams.state.base import SourcePos
+from streams.topics import encode_catalog_item
 
 log = logging.getLogger("recstream.worker")
 
-#: A message to publish: (topic, key, value).
-Message = tuple[str, bytes | None, bytes]
 #: How often a click on an unknown item is re-queued before it is applied without the item.
 MAX_DEFERRALS = 10
 
@@ -105,7 +102,8 @@ class Runtime:
         self.tracker = OffsetTracker()
         self.faults = FaultPoints(settings.fault_hook)
         self.checkpointer = Checkpointer(self.tracker, processor.cache, kafka.commit, self.faults)
-        self.paused_s = 0.0
+        self.publisher = Publisher(kafka.send)
+        self.paused_s = 0.0  # seconds a failing batch waited to retry
         self._deferrals: dict[str, int] = {}  # event id -> times re-queued (item still unknown)
         self._ready = asyncio.Event()  # partitions assigned and initialised
         self._inflight = 0
@@ -243,30 +241,11 @@ class Runtime:
                     )
                     out.append((self.catalog_topic, o.event.item_id.encode(), value))
         t1 = time.perf_counter()
-        futures = await self._send_all(out)
+        futures = await self.publisher.send_all(out)
         metrics.stage("produce").observe(time.perf_counter() - t1)
         task = asyncio.create_task(self._finish(msgs, out, futures, outcomes))
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)
-
-    async def _send_all(self, messages: Sequence[Message]) -> list[Awaitable[Any]]:
-        """Hand every message to the producer (waits only while its buffer is full)."""
-        futures: list[Awaitable[Any]] = []
-        for topic, key, value in messages:
-            futures.append(await self._send_retrying(topic, key, value))
-        return futures
-
-    async def _send_retrying(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self.kafka.send(topic, key, value)
-            except Exception as exc:
-                delay = min(5.0, 0.1 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1.0)
-                log.warning("publish failed (%r); retry %d in %.2fs", exc, attempt, delay)
-                self.paused_s += delay
-                await asyncio.sleep(delay)
 
     async def _finish(
         self,
@@ -276,16 +255,7 @@ class Runtime:
         outcomes: list[Outcome],
     ) -> None:
         """Wait until the broker has every message of a batch, then mark its offsets done."""
-        pending = list(zip(messages, futures, strict=True))
-        while pending:
-            results = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
-            failed = [m for (m, _), r in zip(pending, results, strict=True) if isinstance(r, BaseException)]
-            if not failed:
-                break
-            log.warning("%d messages not delivered (%r); sending them again", len(failed), results[0])
-            await asyncio.sleep(0.5)
-            # A retry may deliver a list twice; consumers of recs.updated tolerate duplicates.
-            pending = [(m, await self._send_retrying(*m)) for m in failed]
+        await self.publisher.delivered(messages, futures)
         published = time.time()
         if outcomes:
             record_published(outcomes, published, model_version=self.processor.model.version)
@@ -316,7 +286,7 @@ class Runtime:
             assert x.source is not None
             msg = raw[(x.source.topic, x.source.partition, x.source.offset)]
             messages.append((x.source.topic, msg.key, msg.value))
-        futures = await self._send_all(messages)
+        futures = await self.publisher.send_all(messages)
         await asyncio.gather(*futures)
 
     def _may_defer(self, x: Incoming) -> bool:
@@ -448,27 +418,3 @@ def _topic_type(settings: Settings, topic: str) -> str:
         if name == topic:
             return event_type
     return "unknown"
-
-
-def encode_catalog_item(item_id: str, vec: np.ndarray, model_version: str, title: str) -> bytes:
-    """Catalogue broadcast message (JSON; the vector as a float list)."""
-    return json.dumps(
-        {
-            "item_id": item_id,
-            "embedding": [float(x) for x in vec],
-            "model_version": model_version,
-            "title": title,
-        }
-    ).encode()
-
-
-def decode_catalog_item(value: bytes) -> ItemRecord:
-    """Inverse of :func:`encode_catalog_item`."""
-    data = json.loads(value)
-    return ItemRecord(
-        data["item_id"],
-        np.asarray(data["embedding"], dtype=np.float32),
-        frozenset(),
-        data.get("model_version", ""),
-        data.get("title", ""),
-    )

@@ -1,12 +1,17 @@
-"""Create recstream's Kafka topics if missing (the worker subscribes only to existing topics)."""
+"""Topic names and creation (the worker subscribes only to existing topics), and the codec of
+the compacted catalogue topic that carries item embeddings to every worker."""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from recstream.settings import Settings
 from streams.kafka_config import kafka_python_config
+from streams.state.base import ItemRecord
 
 #: The compacted topic carrying item embeddings to every worker.
 CATALOG_TOPIC_SUFFIX = ".catalog"
@@ -44,3 +49,27 @@ def ensure_topics(settings: Settings) -> list[str]:
         return created
     finally:
         admin.close()
+
+
+def encode_catalog_item(item_id: str, vec: np.ndarray, model_version: str, title: str) -> bytes:
+    """Catalogue broadcast message (JSON; the vector as a float list)."""
+    return json.dumps(
+        {
+            "item_id": item_id,
+            "embedding": [float(x) for x in vec],
+            "model_version": model_version,
+            "title": title,
+        }
+    ).encode()
+
+
+def decode_catalog_item(value: bytes) -> ItemRecord:
+    """Inverse of :func:`encode_catalog_item`."""
+    data = json.loads(value)
+    return ItemRecord(
+        data["item_id"],
+        np.asarray(data["embedding"], dtype=np.float32),
+        frozenset(),
+        data.get("model_version", ""),
+        data.get("title", ""),
+    )
