@@ -102,7 +102,7 @@ class Runtime:
         self.tracker = OffsetTracker()
         self.faults = FaultPoints(settings.fault_hook)
         self.checkpointer = Checkpointer(self.tracker, processor.cache, kafka.commit, self.faults)
-        self.publisher = Publisher(kafka.send)
+        self.publisher = Publisher(lambda topic, key, value: self.kafka.send(topic, key, value))
         self.paused_s = 0.0  # seconds a failing batch waited to retry
         self._deferrals: dict[str, int] = {}  # event id -> times re-queued (item still unknown)
         self._ready = asyncio.Event()  # partitions assigned and initialised
