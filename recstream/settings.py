@@ -223,10 +223,12 @@ class Settings(BaseSettings):
     )
     fault_hook: str | None = Field(
         None,
-        pattern=r"^(after_apply|after_publish|after_flush|drop_event)(:[0-9]+)?$|^no_dedup$",
+        pattern=r"^((after_apply|after_publish|after_flush|drop_event)(:[0-9]+)?|no_dedup)"
+        r"(,((after_apply|after_publish|after_flush|drop_event)(:[0-9]+)?|no_dedup))*$",
         description="Tests only: SIGKILL the worker itself the Nth time (default 1st) it reaches "
         "this point of the commit protocol (after_apply, after_publish, after_flush); or break it "
-        "on purpose for the chaos negative controls (no_dedup, drop_event:N). Never in production.",
+        "on purpose for the chaos negative controls (no_dedup, drop_event:N); comma-separated. "
+        "Never in production.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["json", "text"] = Field("json", description="json (structured) or text logs.")

@@ -28,6 +28,7 @@ from recstream.settings import Settings
 from schemas.events import ClickEvent, Event, RecsUpdated, ReviewEvent, UploadEvent
 from serving.client.base import FusionInfo, InferenceClient
 from streams.catalog.base import ItemIndex
+from streams.faults import FaultPoints
 from streams.items import fusion_inputs, review_fusion_inputs, upload_image_bytes, upload_text
 from streams.lists import list_payload
 from streams.state.base import ItemRecord, SourcePos, StateStore, StoredList
@@ -114,7 +115,7 @@ class Processor:
         self.clock = clock
         self.titles: dict[str, str] = {}
         #: Negative control of the chaos tests only (``RECSTREAM_FAULT_HOOK=no_dedup``).
-        self.no_dedup = settings.fault_hook == "no_dedup"
+        self.no_dedup = FaultPoints(settings.fault_hook).no_dedup
         #: Batches currently retrying after a dependency failure (maintained by the runtime).
         self.failing_batches = 0
         #: Whether the worker's consumer group is rebalancing (set by the Faust app): a click

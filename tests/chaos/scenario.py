@@ -44,6 +44,7 @@ from tests.chaos.harness import (
 from tests.chaos.oracle import compare, expected_states
 
 REPORT_DIR = REPO_ROOT / "reports" / "chaos"
+_DUPLICATES = re.compile(r'^recstream_events_total\{outcome="duplicate",type="[^"]+"\} (\S+)$', re.M)
 _COUNTER = re.compile(
     r"^(recstream_triton_retries_total|recstream_triton_errors_total)\{[^}]*\} (\S+)$", re.M
 )
@@ -95,6 +96,16 @@ def _counters(workers: Sequence[WorkerProcess]) -> float:
 
 #: Log lines that show a worker met a failing dependency (and paused or retried).
 RETRY_MARKERS = ("batch failed", "checkpoint failed", "publish failed", "not delivered")
+
+
+def _duplicates_skipped(workers: Sequence[WorkerProcess]) -> float:
+    """Events the live workers recognised as already applied (the guard at work)."""
+    total = 0.0
+    for w in workers:
+        if w.alive:
+            with contextlib.suppress(OSError):
+                total += sum(float(m.group(1)) for m in _DUPLICATES.finditer(w.get("/metrics").decode()))
+    return total
 
 
 def _retry_log_lines(workers: Sequence[WorkerProcess]) -> int:
@@ -196,6 +207,7 @@ def run_fault(
         "recovery_backlog_s": None if rec.backlog_drained_s is None else round(rec.backlog_drained_s, 2),
         "all_lists_after_s": round(t_done - t_begin, 2),
         "triton_retries_and_errors": _counters(survivors),
+        "duplicates_skipped": _duplicates_skipped(survivors),
         "runtime_retry_log_lines": _retry_log_lines(deployment.workers),
         "notes": ctx.notes,
         "oracle": asdict(verdict) | {"ok": verdict.ok},

@@ -47,13 +47,20 @@ def _retried(r: dict[str, Any]) -> str | None:
     return "no worker met the failing dependency (no retry, no failed batch or checkpoint)"
 
 
-def _hook_fired(point: str) -> Callable[[dict[str, Any]], str | None]:
+def _hook_fired(point: str, *, guard: bool = False) -> Callable[[dict[str, Any]], str | None]:
     def check(r: dict[str, Any]) -> str | None:
         if not r["notes"].get("hook_fired"):
             return f"the worker never reached {point}"
+        if guard and not r["duplicates_skipped"]:
+            return "no redelivered event was recognised as applied (the guard was never exercised)"
         return _redelivered(r)
 
     return check
+
+
+def _nothing(ctx: FaultContext) -> tuple[float, float]:
+    now = time.time()
+    return now, now
 
 
 def _kill_and_restart_worker(ctx: FaultContext) -> tuple[float, float]:
@@ -229,16 +236,23 @@ def negative_controls(
 ) -> dict[str, Any]:
     """Break the worker on purpose; the oracle must see it (else every fault test is void)."""
     out: dict[str, Any] = {}
-    controls = {"no_dedup": "no_dedup", "drop_event": "drop_event:300"}
-    for name, hook in controls.items():
+    # The guard matters for events whose state was written but whose offsets were not committed:
+    # kill right there (after_flush), with the guard off in every worker of the run.
+    controls = {
+        "no_dedup": ("no_dedup", "no_dedup,after_flush:6", _aimed_kill("after_flush")),
+        "drop_event": ("drop_event:300", "drop_event:300", _nothing),
+    }
+    for name, (hook, first_hook, inject) in controls.items():
         d = chaos_stack.deployment(REPORT_DIR / "logs" / f"negative_{name}")
         try:
             fault = Fault(
-                f"negative_{name}", f"negative control: {hook}", _kill_and_restart_worker,
-                kills_workers=True, first_worker_env={"RECSTREAM_FAULT_HOOK": hook},
-            )  # fmt: skip
-            # The restarted worker keeps the hook too: the control breaks every worker of the run.
-            d.env["RECSTREAM_FAULT_HOOK"] = hook
+                f"negative_{name}",
+                f"negative control: {first_hook}",
+                inject,
+                kills_workers=True,
+                first_worker_env={"RECSTREAM_FAULT_HOOK": first_hook},
+            )
+            d.env["RECSTREAM_FAULT_HOOK"] = hook  # every worker of the run is broken
             r = run_fault(fault, chaos_stack, d, chaos_events, clean_run.states, rate=RATE)
         finally:
             d.drop()
