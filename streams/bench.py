@@ -2,22 +2,38 @@
 
 Each measurement runs for a fixed duration and reports throughput with latency percentiles;
 ``repeats`` runs give medians. Ratios (batched vs batch 1) come from the same run, since the
-machines are shared and absolute numbers drift.
+machines are shared and absolute numbers drift. The building blocks of the end-to-end
+benchmarks (:mod:`streams.bench_stream`) live here too: a measured run and its medians, the
+counters read from a worker's ``/metrics`` page, the benchmark events, and the two
+passthrough baselines (bare aiokafka, a Faust agent).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import platform
+import re
 import statistics
+import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from recstream.settings import Settings
+from schemas.events import SCHEMA_VERSION, ClickEvent, ReviewEvent, UploadEvent
+from streams.kafka_config import aiokafka_config
+
+REVIEWS = [
+    "Loved the soundtrack and the slow, patient camera work.",
+    "The plot falls apart in the last act, but the cast is great.",
+    "A clever heist film with a twist I did not see coming.",
+    "Too long, and the jokes land only half of the time.",
+]
 
 SENTENCES = [
     "A gentle comedy about a family reunion that goes wrong in every possible way.",
@@ -152,3 +168,207 @@ def machine() -> str:
     return (
         f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
+
+
+# --- end-to-end figures (streams.bench_stream) ---------------------------------------------
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\} (\S+)$", re.M)
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+@dataclass
+class StreamMeasure:
+    """One measured run: events, wall time, and per-event latencies (ms).
+
+    A fixed-rate run also records its offered rate and how long sending took, so the report
+    can set the rate lists were received at against the rate events were offered at.
+    """
+
+    name: str
+    events: int
+    seconds: float
+    latencies_ms: list[float] = field(default_factory=list)
+    offered_per_s: float | None = None
+    sent_seconds: float | None = None
+
+    @property
+    def events_per_s(self) -> float:
+        """Events per second over the run (first send to last list received)."""
+        return self.events / self.seconds if self.seconds else 0.0
+
+    @property
+    def sent_per_s(self) -> float | None:
+        """Events per second the producer actually sent (None for a burst)."""
+        return self.events / self.sent_seconds if self.sent_seconds else None
+
+    def pct(self, q: float) -> float:
+        """Latency percentile ``q`` (0-100) in ms."""
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+
+
+def summarise(runs: Sequence[StreamMeasure]) -> dict[str, Any]:
+    """Medians over repeats of events/s and latency percentiles.
+
+    For fixed-rate runs also ``offered_per_s``, ``sent_per_s`` and ``received_per_s``
+    (medians; received is ``events_per_s``), ``received_vs_offered`` (1.0: the worker kept
+    up) and ``runs``, the same figures of each repeat.
+    """
+    out: dict[str, Any] = {
+        "name": runs[0].name,
+        "events_per_s": statistics.median(r.events_per_s for r in runs),
+        "p50_ms": statistics.median(r.pct(50) for r in runs),
+        "p95_ms": statistics.median(r.pct(95) for r in runs),
+        "p99_ms": statistics.median(r.pct(99) for r in runs),
+        "events": sum(r.events for r in runs),
+        "repeats": len(runs),
+    }
+    offered = runs[0].offered_per_s
+    if offered:
+        out["offered_per_s"] = offered
+        out["sent_per_s"] = statistics.median(r.sent_per_s or 0.0 for r in runs)
+        out["received_per_s"] = out["events_per_s"]
+        out["received_vs_offered"] = out["received_per_s"] / offered
+        out["runs"] = [
+            {"offered_per_s": offered, "sent_per_s": r.sent_per_s, "received_per_s": r.events_per_s,
+             "received_vs_offered": r.events_per_s / offered, "p99_ms": r.pct(99)}
+            for r in runs
+        ]  # fmt: skip
+    return out
+
+
+def counter_by_label(metrics_text: str, name: str, label: str) -> dict[str, float]:
+    """Samples of counter ``name`` on a Prometheus text page, summed by the value of ``label``."""
+    out: dict[str, float] = {}
+    for m in _SAMPLE.finditer(metrics_text):
+        if m.group(1) != name:
+            continue
+        labels = dict(_LABEL.findall(m.group(2)))
+        if label in labels and not math.isnan(value := float(m.group(3))):
+            out[labels[label]] = out.get(labels[label], 0.0) + value
+    return out
+
+
+def statements_per_event(
+    before: Mapping[str, float], after: Mapping[str, float], events: int
+) -> dict[str, Any]:
+    """Cassandra statements per event between two readings of the counter, total and by kind."""
+    by_kind = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in sorted({*before, *after})}
+    total = sum(by_kind.values())
+    return {
+        "cassandra_statements": total,
+        "cassandra_statements_by_kind": by_kind,
+        "cassandra_statements_per_event": total / events if events else None,
+    }
+
+
+# --- events and passthrough baselines of the end-to-end benchmarks --------------------------
+
+
+def now_ms() -> int:
+    """Wall clock, epoch ms (the event timestamps of the benchmarks)."""
+    return time.time_ns() // 1_000_000
+
+
+def upload(i: int, tag: str) -> UploadEvent:
+    """A catalogue item with a title and tags (text encoder and fusion)."""
+    return UploadEvent(
+        type="upload",
+        schema_version=SCHEMA_VERSION,
+        event_id=f"{tag}-up-{i}",
+        user_id="bench-catalogue",
+        item_id=f"{tag}-item-{i}",
+        ts=now_ms(),
+        title=f"Bench item {i}",
+        tags=("drama" if i % 2 else "comedy", f"group{i % 7}"),
+    )
+
+
+def click(i: int, tag: str, items: int, users: int) -> ClickEvent:
+    """A click of user ``i % users`` on a catalogue item."""
+    return ClickEvent(
+        type="click",
+        schema_version=SCHEMA_VERSION,
+        event_id=f"{tag}-c-{i}",
+        user_id=f"{tag}-u{i % users}",
+        item_id=f"{tag}-item-{(i * 7919) % items}",
+        ts=now_ms(),
+    )
+
+
+def review(i: int, tag: str, items: int, users: int) -> ReviewEvent:
+    """A review with text (goes through the text encoder)."""
+    return ReviewEvent(
+        type="review",
+        schema_version=SCHEMA_VERSION,
+        event_id=f"{tag}-r-{i}",
+        user_id=f"{tag}-u{i % users}",
+        item_id=f"{tag}-item-{(i * 104729) % items}",
+        ts=now_ms(),
+        text=f"{REVIEWS[i % len(REVIEWS)]} (#{i})",
+        rating=float(1 + i % 5),
+    )
+
+
+async def passthrough(settings: Settings, src: str, dst: str, stop: asyncio.Event) -> None:
+    """The baseline: a bare aiokafka consumer copying every message of ``src`` to ``dst``."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    kafka = aiokafka_config(settings)
+    consumer = AIOKafkaConsumer(
+        src, group_id=f"passthrough-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest", **kafka
+    )
+    producer = AIOKafkaProducer(acks="all", linger_ms=1, **kafka)
+    await consumer.start()
+    await producer.start()
+    try:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=100, max_records=500)
+            for msgs in batches.values():
+                for m in msgs:
+                    await producer.send(dst, m.value, key=m.key)
+            await producer.flush()
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def faust_app_id(src: str) -> str:
+    """The Faust passthrough's app id (its group; Faust names a topic after it, deleted after)."""
+    return f"faust-passthrough-{src}"
+
+
+def faust_passthrough(settings: Settings, src: str, dst: str) -> None:
+    """What Faust itself costs: an agent taking batches of ``src`` and producing each to ``dst``.
+
+    The same consumer set-up as the worker (``take_events`` batches, acks off, the producer
+    not awaited per message), no work: its rate is the ceiling the worker's Faust layer allows.
+    """
+    import faust
+
+    from streams.kafka_config import faust_credentials
+
+    app = faust.App(
+        faust_app_id(src),
+        broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap_servers.split(",")],
+        broker_credentials=faust_credentials(settings),
+        web_enabled=False,
+        producer_acks=-1,
+        producer_linger=0.002,
+        consumer_auto_offset_reset="earliest",
+        topic_allow_declare=False,
+        store="memory://",
+        datadir=tempfile.mkdtemp(prefix="faust-pt-"),
+    )
+    source = app.topic(src, key_serializer="raw", value_serializer="raw", acks=False)
+
+    @app.agent(source)
+    async def copy(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout_s):  # type: ignore[attr-defined]
+            futs = [
+                await app.producer.send(dst, e.message.key, e.message.value, None, None, None) for e in events
+            ]
+            await asyncio.gather(*futs)
+
+    worker = faust.Worker(app, loglevel="warning", quiet=True)
+    worker.spinner = None
+    worker.execute_from_commandline()

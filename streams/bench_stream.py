@@ -1,13 +1,19 @@
 """End-to-end stream benchmarks: a real worker in an isolated deployment on the running stack.
 
 * click path: sustained events/s from the first produce to the last list received, for a burst of
-  clicks, next to a bare aiokafka consume -> produce passthrough (the Python client's own
-  ceiling) measured the same way in the same run;
-* freshness: event timestamp -> list received by an external consumer, at a fixed offered rate;
+  clicks, with the Cassandra statements the worker sent per click (its
+  ``recstream_cassandra_statements_total`` before and after the bursts, once the group has
+  committed them, i.e. once their states are written);
+* baselines measured the same way in the same run, each a subprocess on topics of its own: a bare
+  aiokafka consume -> produce passthrough (the Python client's own ceiling) and a Faust agent
+  doing the same (what Faust itself costs): ``python -m streams.bench_stream [--faust] SRC DST``;
+* freshness: event timestamp -> list received by an external consumer, at a fixed offered rate
+  (500 events/s by default) and at 1,000 and 2,000, each with the rate lists were received at;
 * review path: reviews go through the Triton text encoder; events/s and per-event latency.
 
 Lists are paired with events by ``trigger_event_id``; each run's event ids carry a unique
-prefix, so nothing of an earlier run is counted. Figures are printed, never asserted.
+prefix, so nothing of an earlier run is counted. Figures are printed, never asserted here
+(``recstream bench --require`` checks them against docs/targets.toml).
 """
 
 from __future__ import annotations
@@ -15,103 +21,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from recstream.settings import Settings
-from schemas.events import SCHEMA_VERSION, ClickEvent, Event, ReviewEvent, UploadEvent
+from schemas.events import Event
+from streams.bench import (
+    StreamMeasure,
+    click,
+    counter_by_label,
+    faust_app_id,
+    faust_passthrough,
+    passthrough,
+    review,
+    statements_per_event,
+    summarise,
+    upload,
+)
 from streams.kafka_config import aiokafka_config
-
-REVIEWS = [
-    "Loved the soundtrack and the slow, patient camera work.",
-    "The plot falls apart in the last act, but the cast is great.",
-    "A clever heist film with a twist I did not see coming.",
-    "Too long, and the jokes land only half of the time.",
-]
-
-
-@dataclass
-class StreamMeasure:
-    """One measured run: events, wall time, and per-event latencies (ms)."""
-
-    name: str
-    events: int
-    seconds: float
-    latencies_ms: list[float] = field(default_factory=list)
-
-    @property
-    def events_per_s(self) -> float:
-        """Events per second over the run."""
-        return self.events / self.seconds if self.seconds else 0.0
-
-    def pct(self, q: float) -> float:
-        """Latency percentile ``q`` (0-100) in ms."""
-        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
-
-
-def summarise(runs: list[StreamMeasure]) -> dict[str, float | int | str]:
-    """Medians over repeats of events/s and latency percentiles."""
-    return {
-        "name": runs[0].name,
-        "events_per_s": statistics.median(r.events_per_s for r in runs),
-        "p50_ms": statistics.median(r.pct(50) for r in runs),
-        "p95_ms": statistics.median(r.pct(95) for r in runs),
-        "p99_ms": statistics.median(r.pct(99) for r in runs),
-        "events": sum(r.events for r in runs),
-        "repeats": len(runs),
-    }
-
-
-def now_ms() -> int:
-    """Wall clock, epoch ms (the event timestamps of the benchmarks)."""
-    return time.time_ns() // 1_000_000
-
-
-def upload(i: int, tag: str) -> UploadEvent:
-    """A catalogue item with a title and tags (text encoder and fusion)."""
-    return UploadEvent(
-        type="upload",
-        schema_version=SCHEMA_VERSION,
-        event_id=f"{tag}-up-{i}",
-        user_id="bench-catalogue",
-        item_id=f"{tag}-item-{i}",
-        ts=now_ms(),
-        title=f"Bench item {i}",
-        tags=("drama" if i % 2 else "comedy", f"group{i % 7}"),
-    )
-
-
-def click(i: int, tag: str, items: int, users: int) -> ClickEvent:
-    """A click of user ``i % users`` on a catalogue item."""
-    return ClickEvent(
-        type="click",
-        schema_version=SCHEMA_VERSION,
-        event_id=f"{tag}-c-{i}",
-        user_id=f"{tag}-u{i % users}",
-        item_id=f"{tag}-item-{(i * 7919) % items}",
-        ts=now_ms(),
-    )
-
-
-def review(i: int, tag: str, items: int, users: int) -> ReviewEvent:
-    """A review with text (goes through the text encoder)."""
-    return ReviewEvent(
-        type="review",
-        schema_version=SCHEMA_VERSION,
-        event_id=f"{tag}-r-{i}",
-        user_id=f"{tag}-u{i % users}",
-        item_id=f"{tag}-item-{(i * 104729) % items}",
-        ts=now_ms(),
-        text=f"{REVIEWS[i % len(REVIEWS)]} (#{i})",
-        rating=float(1 + i % 5),
-    )
 
 
 class Harness:
@@ -167,13 +102,22 @@ class Harness:
             topic or self.settings.event_topics[ev.type], ev.to_json_bytes(), key=key or ev.kafka_key
         )
 
-    async def wait_for(self, ids: list[str], timeout_s: float = 300.0) -> None:
-        """Until every id in ``ids`` has its output (raises TimeoutError with a count)."""
+    async def wait_for(
+        self, ids: list[str], timeout_s: float = 300.0, alive: Callable[[], bool] | None = None
+    ) -> None:
+        """Until every id in ``ids`` has its output.
+
+        Raises:
+            TimeoutError: Outputs still missing after ``timeout_s`` (with a count).
+            RuntimeError: ``alive`` says the process producing the outputs has exited.
+        """
         await self.producer.flush()
         deadline = time.monotonic() + timeout_s
         while any(i not in self.received for i in ids):
+            missing = sum(i not in self.received for i in ids)
+            if alive is not None and not alive():
+                raise RuntimeError(f"the consumer exited with {missing} of {len(ids)} outputs missing")
             if time.monotonic() > deadline:
-                missing = sum(i not in self.received for i in ids)
                 raise TimeoutError(f"{missing} of {len(ids)} outputs missing after {timeout_s:.0f} s")
             await asyncio.sleep(0.01)
 
@@ -185,19 +129,30 @@ class Harness:
         return StreamMeasure(name, len(ids), last - first, lat)
 
 
-async def burst(h: Harness, events: Sequence[Event], name: str, topic: str | None = None) -> StreamMeasure:
+async def burst(
+    h: Harness,
+    events: Sequence[Event],
+    name: str,
+    topic: str | None = None,
+    alive: Callable[[], bool] | None = None,
+) -> StreamMeasure:
     """Produce ``events`` as fast as the producer goes; measure until the last output."""
     for ev in events:
         await h.send(ev, topic=topic, key=ev.event_id.encode() if topic else None)
     ids = [e.event_id for e in events]
-    await h.wait_for(ids)
+    await h.wait_for(ids, alive=alive)
     return h.measure(name, ids)
 
 
 async def paced(
     h: Harness, make: Callable[[int], Event], rate: float, seconds: float, name: str
 ) -> StreamMeasure:
-    """Produce at ``rate`` events/s for ``seconds``; latency = list received - event timestamp."""
+    """Produce at ``rate`` events/s for ``seconds``; latency = list received - event timestamp.
+
+    Events are due at ``i / rate`` (catching up after a hiccup). The run's events/s is the rate
+    lists were received at (events / first send -> last list); ``sent_seconds`` is what sending
+    took, one interval per event, so a producer on schedule sends at exactly ``rate``.
+    """
     n = int(rate * seconds)
     t0 = time.perf_counter()
     wall0 = time.time()
@@ -210,34 +165,13 @@ async def paced(
         ev = make(i)
         ids.append(ev.event_id)
         await h.send(ev)
+    sent_seconds = time.perf_counter() - t0 + 1 / rate
     await h.wait_for(ids)
     # Freshness from the event's own timestamp (epoch ms) to the receipt, on one clock.
     offset = wall0 - t0
     lat = [((h.received[i] + offset) * 1000 - h.event_ts[i]) for i in ids]
-    return StreamMeasure(name, n, time.perf_counter() - t0, lat)
-
-
-async def passthrough(settings: Settings, src: str, dst: str, stop: asyncio.Event) -> None:
-    """The baseline: a bare aiokafka consumer copying every message of ``src`` to ``dst``."""
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
-    kafka = aiokafka_config(settings)
-    consumer = AIOKafkaConsumer(
-        src, group_id=f"passthrough-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest", **kafka
-    )
-    producer = AIOKafkaProducer(acks="all", linger_ms=1, **kafka)
-    await consumer.start()
-    await producer.start()
-    try:
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=100, max_records=500)
-            for msgs in batches.values():
-                for m in msgs:
-                    await producer.send(dst, m.value, key=m.key)
-            await producer.flush()
-    finally:
-        await producer.stop()
-        await consumer.stop()
+    last = max(h.received[i] for i in ids)
+    return StreamMeasure(name, n, last - t0, lat, offered_per_s=rate, sent_seconds=sent_seconds)
 
 
 @dataclass
@@ -247,134 +181,208 @@ class StreamBenchConfig:
     repeats: int = 3
     clicks: int = 5000
     rate: float = 500.0
+    fresh_rates: tuple[float, ...] = (1000.0, 2000.0)
     fresh_seconds: float = 10.0
     reviews: int = 300
     items: int = 500
     users: int = 1000
+    passthrough_warmup: int = 200
 
 
-def run_stream_benchmarks(
-    settings: Settings, cfg: StreamBenchConfig, say: Callable[[str], None] = print
-) -> dict[str, dict[str, float | int | str]]:
-    """Click path vs passthrough, freshness at a fixed rate, review path; medians over repeats."""
-    import subprocess
-    import sys
+#: Settings of the benchmark's worker on top of the caller's (provenance records them).
+WORKER_OVERRIDES = {"RECSTREAM_LOG_LEVEL": "WARNING", "RECSTREAM_K": "20"}
+#: Report key -> (arguments of ``python -m streams.bench_stream`` before SRC DST, row name).
+PASSTHROUGHS: dict[str, tuple[tuple[str, ...], str]] = {
+    "passthrough": ((), "aiokafka consume -> produce passthrough"),
+    "faust_passthrough": (("--faust",), "Faust agent consume -> produce passthrough"),
+}
+STATEMENTS = "recstream_cassandra_statements_total"
 
-    from kafka.admin import KafkaAdminClient, NewTopic
 
-    from streams.kafka_config import kafka_python_config
-    from streams.workerproc import Deployment, recstream_environ
+def fresh_key(rate: float, fixed: float) -> str:
+    """Report key of a freshness run: ``fresh`` at the fixed rate, else ``fresh_<rate>``."""
+    return "fresh" if rate == fixed else f"fresh_{rate:g}"
 
-    tag = "b" + uuid.uuid4().hex[:6]
-    runs: dict[str, list[StreamMeasure]] = {"click": [], "passthrough": [], "fresh": [], "review": []}
-    overrides = {"RECSTREAM_LOG_LEVEL": "WARNING", "RECSTREAM_K": "20"}
-    logs = Path(tempfile.mkdtemp(prefix="recstream-bench-"))
-    partitions = settings.topic_partitions
-    with Deployment.create(recstream_environ(), logs, partitions=partitions, **overrides) as dep:
-        dep.start_worker()
-        s = dep.settings
-        src, dst = f"{s.consumer_group}.pt.in", f"{s.consumer_group}.pt.out"
-        admin = KafkaAdminClient(**kafka_python_config(s))
-        try:
-            admin.create_topics(
-                [NewTopic(t, num_partitions=s.topic_partitions, replication_factor=1) for t in (src, dst)]
-            )
-        finally:
-            admin.close()
 
-        async def worker_runs() -> None:
-            async with Harness(s) as h:
-                say(f"catalogue: uploading {cfg.items} items through the worker")
-                await burst(h, [upload(i, tag) for i in range(cfg.items)], "uploads")
-                warm = [click(i, tag, cfg.items, cfg.users) for i in range(cfg.users)]
-                await burst(h, warm, "warm-up")  # every user has a state row before measuring
-                n = cfg.users
-                for r in range(cfg.repeats):
-                    evs = [click(n + i, tag, cfg.items, cfg.users) for i in range(cfg.clicks)]
-                    n += cfg.clicks
-                    runs["click"].append(await burst(h, evs, "click path, 1 worker"))
-                    say(f"click path run {r + 1}: {runs['click'][-1].events_per_s:,.0f} events/s")
+def fresh_rates(cfg: StreamBenchConfig) -> list[float]:
+    """The fixed rate, then each other rate once, in the order given."""
+    return list(dict.fromkeys([cfg.rate, *cfg.fresh_rates]))
+
+
+def wait_settled(lag: Callable[[], int | None], timeout_s: float = 60.0) -> bool:
+    """Until the consumer group has committed every input event (so their states are written).
+
+    The worker commits an offset only after writing the states it covers, so a lag of 0 means
+    every Cassandra statement of those events has been sent and counted. False at timeout.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if lag() == 0:
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def _statements(worker: Any) -> dict[str, float]:
+    return counter_by_label(worker.get("/metrics").decode(), STATEMENTS, "kind")
+
+
+async def _worker_runs(
+    dep: Any,
+    cfg: StreamBenchConfig,
+    tag: str,
+    runs: dict[str, list[StreamMeasure]],
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """Click bursts (with the worker's Cassandra statements), freshness runs, review bursts."""
+    from streams.soak import GroupLag
+
+    s, worker = dep.settings, dep.workers[0]
+    lag = await asyncio.to_thread(GroupLag, s)
+    try:
+        async with Harness(s) as h:
+            say(f"catalogue: uploading {cfg.items} items through the worker")
+            await burst(h, [upload(i, tag) for i in range(cfg.items)], "uploads")
+            warm = [click(i, tag, cfg.items, cfg.users) for i in range(cfg.users)]
+            await burst(h, warm, "warm-up")  # every user has a state row before measuring
+            settled = await asyncio.to_thread(wait_settled, lag)  # warm-up writes not counted
+            before = await asyncio.to_thread(_statements, worker)
+            n = cfg.users
+            for r in range(cfg.repeats):
+                evs = [click(n + i, tag, cfg.items, cfg.users) for i in range(cfg.clicks)]
+                n += cfg.clicks
+                runs["click"].append(await burst(h, evs, "click path, 1 worker"))
+                say(f"click path run {r + 1}: {runs['click'][-1].events_per_s:,.0f} events/s")
+            settled = await asyncio.to_thread(wait_settled, lag) and settled
+            after = await asyncio.to_thread(_statements, worker)
+            stats = statements_per_event(before, after, cfg.clicks * cfg.repeats)
+            stats["cassandra_statements_settled"] = settled
+            say(f"click path: {stats['cassandra_statements_per_event']} Cassandra statements per event")
+            for rate in fresh_rates(cfg):
+                key = fresh_key(rate, cfg.rate)
                 for r in range(cfg.repeats):
                     base = n
 
                     def make(i: int, base: int = base) -> Event:
                         return click(base + i, tag, cfg.items, cfg.users)
 
-                    n += int(cfg.rate * cfg.fresh_seconds)
-                    m = await paced(
-                        h, make, cfg.rate, cfg.fresh_seconds, f"freshness at {cfg.rate:.0f} events/s"
-                    )
-                    runs["fresh"].append(m)
-                    say(f"freshness run {r + 1}: p99 {m.pct(99):.1f} ms")
-                for r in range(cfg.repeats):
-                    revs = [
-                        review(r * cfg.reviews + i, tag, cfg.items, cfg.users) for i in range(cfg.reviews)
-                    ]
-                    runs["review"].append(await burst(h, revs, "review path (text encoder), 1 worker"))
-                    say(f"review path run {r + 1}: {runs['review'][-1].events_per_s:,.0f} events/s")
+                    n += int(rate * cfg.fresh_seconds)
+                    m = await paced(h, make, rate, cfg.fresh_seconds, f"freshness at {rate:.0f} events/s")
+                    runs[key].append(m)
+                    say(f"freshness at {rate:g}/s run {r + 1}: p99 {m.pct(99):.1f} ms, "
+                        f"received {m.events_per_s:,.0f}/s of {rate:g}/s offered")  # fmt: skip
+            for r in range(cfg.repeats):
+                revs = [review(r * cfg.reviews + i, tag, cfg.items, cfg.users) for i in range(cfg.reviews)]
+                runs["review"].append(await burst(h, revs, "review path (text encoder), 1 worker"))
+                say(f"review path run {r + 1}: {runs['review'][-1].events_per_s:,.0f} events/s")
+    finally:
+        await asyncio.to_thread(lag.close)
+    return stats
 
-        asyncio.run(worker_runs())
 
+def _topics(settings: Settings, names: Sequence[str], create: bool) -> None:
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    from streams.kafka_config import kafka_python_config
+
+    admin = KafkaAdminClient(**kafka_python_config(settings))
+    try:
+        if create:
+            admin.create_topics(
+                [NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=1) for t in names]
+            )
+        else:
+            admin.delete_topics([t for t in names if t in set(admin.list_topics())])
+    finally:
+        admin.close()
+
+
+def _passthrough_runs(
+    dep: Any, key: str, cfg: StreamBenchConfig, tag: str, logs: Path, say: Callable[[str], None]
+) -> list[StreamMeasure]:
+    """A passthrough subprocess on topics of its own, warmed up, then ``cfg.repeats`` bursts."""
+    args, name = PASSTHROUGHS[key]
+    s = dep.settings
+    src, dst = f"{s.consumer_group}.{key}.in", f"{s.consumer_group}.{key}.out"
+    _topics(s, [src, dst], create=True)
+    with (logs / f"{key}.log").open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.bench_stream", src, dst],
+            [sys.executable, "-m", "streams.bench_stream", *args, src, dst],
             env={**os.environ, **dep.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        try:
 
-            async def passthrough_runs() -> None:
-                async with Harness(s, out_topic=dst) as h:
-                    n = 0
-                    for r in range(cfg.repeats):
-                        evs = [click(n + i, tag + "p", cfg.items, cfg.users) for i in range(cfg.clicks)]
-                        n += cfg.clicks
-                        runs["passthrough"].append(
-                            await burst(h, evs, "aiokafka consume -> produce passthrough", topic=src)
-                        )
-                        say(f"passthrough run {r + 1}: {runs['passthrough'][-1].events_per_s:,.0f} events/s")
+    def alive() -> bool:
+        return proc.poll() is None
 
-            asyncio.run(passthrough_runs())
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-    return {k: summarise(v) for k, v in runs.items()}
+    async def measure() -> list[StreamMeasure]:
+        async with Harness(s, out_topic=dst) as h:
+            # Not measured: the consumer joining its group and getting its partitions.
+            warm = [click(i, f"{tag}{key}", cfg.items, cfg.users) for i in range(cfg.passthrough_warmup)]
+            await burst(h, warm, "warm-up", topic=src, alive=alive)
+            n, out = cfg.passthrough_warmup, []
+            for r in range(cfg.repeats):
+                evs = [click(n + i, f"{tag}{key}", cfg.items, cfg.users) for i in range(cfg.clicks)]
+                n += cfg.clicks
+                out.append(await burst(h, evs, name, topic=src, alive=alive))
+                say(f"{key} run {r + 1}: {out[-1].events_per_s:,.0f} events/s")
+            return out
+
+    try:
+        return asyncio.run(measure())
+    finally:
+        if alive():
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        try:  # the Faust agent's app also made "<app id>-__assignor-__leader"
+            _topics(s, [src, dst, f"{faust_app_id(src)}-__assignor-__leader"], create=False)
+        except Exception as exc:  # cleanup must not hide the figures
+            say(f"{key}: topics {src}, {dst} not deleted: {exc!r}")
 
 
-def faust_passthrough(settings: Settings, src: str, dst: str) -> None:
-    """What Faust itself costs: an agent taking batches of ``src`` and producing each to ``dst``.
+def run_stream_benchmarks(
+    settings: Settings, cfg: StreamBenchConfig, say: Callable[[str], None] = print
+) -> dict[str, dict[str, Any]]:
+    """Click path and its Cassandra statements, freshness at each rate, review path, passthroughs.
 
-    The same consumer set-up as the worker (``take_events`` batches, acks off, the producer
-    not awaited per message), no work: its rate is the ceiling the worker's Faust layer allows.
+    Returns ``{key: summary}`` (see :func:`streams.bench.summarise`) for ``click``,
+    ``passthrough``, ``faust_passthrough``, ``fresh`` (at ``cfg.rate``), ``fresh_<rate>`` (each of
+    ``cfg.fresh_rates``) and ``review``; ``click`` adds the figures of
+    :func:`streams.bench.statements_per_event` and ``cassandra_statements_settled``. A passthrough
+    that failed is ``{"name", "error"}`` (the others are still measured).
     """
-    import faust
+    from streams.workerproc import Deployment, recstream_environ
 
-    from streams.kafka_config import faust_credentials
-
-    app = faust.App(
-        f"faust-passthrough-{uuid.uuid4().hex[:6]}",
-        broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap_servers.split(",")],
-        broker_credentials=faust_credentials(settings),
-        web_enabled=False,
-        producer_acks=-1,
-        producer_linger=0.002,
-        consumer_auto_offset_reset="earliest",
-        topic_allow_declare=False,
-        store="memory://",
-        datadir=tempfile.mkdtemp(prefix="faust-pt-"),
-    )
-    source = app.topic(src, key_serializer="raw", value_serializer="raw", acks=False)
-
-    @app.agent(source)
-    async def copy(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout_s):  # type: ignore[attr-defined]
-            futs = [
-                await app.producer.send(dst, e.message.key, e.message.value, None, None, None) for e in events
-            ]
-            await asyncio.gather(*futs)
-
-    worker = faust.Worker(app, loglevel="warning", quiet=True)
-    worker.spinner = None
-    worker.execute_from_commandline()
+    tag = "b" + uuid.uuid4().hex[:6]
+    keys = ["click", *PASSTHROUGHS, *(fresh_key(r, cfg.rate) for r in fresh_rates(cfg)), "review"]
+    runs: dict[str, list[StreamMeasure]] = {k: [] for k in keys}
+    errors: dict[str, str] = {}
+    logs = Path(tempfile.mkdtemp(prefix="recstream-bench-"))
+    with Deployment.create(
+        recstream_environ(), logs, partitions=settings.topic_partitions, **WORKER_OVERRIDES
+    ) as dep:
+        dep.start_worker()
+        stats = asyncio.run(_worker_runs(dep, cfg, tag, runs, say))
+        for key in PASSTHROUGHS:
+            try:
+                runs[key] = _passthrough_runs(dep, key, cfg, tag, logs, say)
+            except Exception as exc:  # one baseline failing must not discard the others
+                errors[key] = f"{exc!r} (log: {logs / f'{key}.log'})"
+                say(f"{key} failed: {errors[key]}")
+    out: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        if runs[key]:
+            out[key] = summarise(runs[key])
+        elif key in errors:
+            out[key] = {"name": PASSTHROUGHS[key][1], "error": errors[key]}
+    out["click"].update(stats)
+    return out
 
 
 def passthrough_main(argv: list[str] | None = None) -> int:

@@ -116,6 +116,37 @@ def window_p99(
     return [percentile(b, 99) for b in buckets]
 
 
+def warmup_seconds(seconds: float) -> float:
+    """The warm-up of a soak sending for ``seconds``: its first quarter, at most 2 minutes."""
+    return min(120.0, seconds / 4)
+
+
+def rss_growth(
+    timeline: Sequence[Mapping[str, Any]], warmup_s: float, t_end: float, window_s: float = 30.0
+) -> dict[str, float | None]:
+    """Whether RSS stayed flat after the warm-up: medians of two windows of the RSS samples.
+
+    ``after_warmup``: the first ``window_s`` after ``warmup_s``; ``end``: the last ``window_s``
+    before ``t_end`` (windows shrink to half the span between, so they never overlap); both
+    MiB. ``growth_after_warmup_pct``: the second over the first, in percent (None: no samples).
+    """
+    width = min(window_s, max(0.0, t_end - warmup_s) / 2)
+
+    def median_mib(lo: float, hi: float) -> float | None:
+        vals = sorted(r["rss_kib"] for r in timeline if lo <= r["t"] < hi and r.get("rss_kib"))
+        return vals[len(vals) // 2] / 1024 if vals else None
+
+    first = median_mib(warmup_s, warmup_s + width)
+    last = median_mib(t_end - width, t_end)
+    growth = None if first is None or last is None else (last - first) / first * 100
+    return {
+        "warmup_s": warmup_s,
+        "after_warmup": None if first is None else round(first, 1),
+        "end_of_sending": None if last is None else round(last, 1),
+        "growth_after_warmup_pct": None if growth is None else round(growth, 2),
+    }
+
+
 @dataclass(frozen=True)
 class SoakConfig:
     """What a soak run offers the worker."""
@@ -277,6 +308,7 @@ def run_soak(
             "start": round(timeline[0]["rss_kib"] / 1024, 1),
             "end": round(timeline[-1]["rss_kib"] / 1024, 1),
             "peak": round(max(r["hwm_kib"] for r in timeline) / 1024, 1),
+            **rss_growth(timeline, warmup_seconds(cfg.seconds), t_end - t0),
         },
         "lag": {
             "max": max((r["lag"] or 0) for r in timeline),

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from encoders.catalog import dataset_fingerprint
+    from recstream.provenance import provenance
     from serving.repository import latest_trained
     from streams.datasets import DatasetError, load_movielens, parse_dataset_arg
     from streams.evaluation.inprocess import LeakError, run_inprocess
@@ -87,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     torch.set_num_threads(max(1, args.threads))
     settings = load_settings(k=args.k)
+    prov = provenance(settings)  # the code and machine as the run starts
     if not 0.0 < args.cut < 1.0:
         print("recstream eval: --cut must be in (0, 1)", file=sys.stderr)
         return 2
@@ -127,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
             "mode": args.mode,
             "dataset": {"path": str(path), "fingerprint": dataset_fingerprint(path)},
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "provenance": prov,
             **({"parity": parity_figures} if parity_figures is not None else {}),
         },
     )

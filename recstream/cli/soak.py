@@ -4,7 +4,11 @@ Creates an isolated deployment (own topics, consumer group, keyspace) on the sta
 ``RECSTREAM_*`` settings name, starts one worker, sends MovieLens events (cycled, stamped with
 the wall clock) at ``--rate`` for ``--minutes``, then waits for the backlog to drain. Writes
 the JSON report, a PNG plot and the soak section of docs/RELIABILITY.md. Exit code 1 when an
-event got no list, the worker died, or the lag never returned to zero.
+event got no list, the worker died, or the lag never returned to zero; 3 when the run worked
+but missed a target required with --require (docs/targets.toml, set [soak]: 500 events/s for
+10 minutes, freshness p99 <= 100 ms, lag back to 0 within 10 s, RSS flat after the warm-up).
+The report records its provenance (commit, tree state, machine, worker settings) and the
+targets it was checked against.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from recstream import targets as tg
 from recstream.settings import REPO_ROOT
 
 SAMPLE = REPO_ROOT / "deploy" / "local" / "sample" / "movielens"
@@ -38,6 +43,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--out", type=Path, default=REPO_ROOT / "reports" / "chaos" / "soak.json", help="JSON")
     p.add_argument("--doc", type=Path, default=REPO_ROOT / "docs" / "RELIABILITY.md", help="Markdown doc")
     p.add_argument("--keep", action="store_true", help="keep the deployment's topics and keyspace")
+    tg.add_target_arguments(p, "soak")
     p.set_defaults(func=run)
 
 
@@ -72,13 +78,48 @@ def plot(report: dict[str, Any], png: Path) -> None:
     fig.savefig(png, dpi=100)
 
 
+def required_args(args: argparse.Namespace) -> str:
+    """The target options of the command line, as typed (for the report's ``command``)."""
+    out = ""
+    if args.require is not None:
+        out += " --require" + (f" {args.require}" if args.require else "")
+    if args.require_file is not None:
+        out += f" --require-file {args.require_file}"
+    if args.target_set != "soak":
+        out += f" --target-set {args.target_set}"
+    return out
+
+
+def _mib(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
 def summary(report: dict[str, Any], png_name: str) -> str:
     """The soak section of docs/RELIABILITY.md."""
+    from recstream.provenance import describe
+
     f, rss, lag = report["freshness_ms"], report["rss_mib"], report["lag"]
     zero = "never" if lag["zero_after_s"] is None else f"{lag['zero_after_s']:.0f} s"
+    growth = rss.get("growth_after_warmup_pct")
+    flat = (
+        f"| worker RSS after the warm-up ({rss['warmup_s']:.0f} s) / end of sending / growth | "
+        f"{_mib(rss['after_warmup'])} / {_mib(rss['end_of_sending'])} MiB / "
+        f"{'-' if growth is None else f'{growth:+.1f} %'} |\n"
+        if "warmup_s" in rss
+        else ""
+    )
+    code = f"Code: {describe(report['provenance'])}.\n\n" if "provenance" in report else ""
+    t = report.get("targets")
+    targets = (
+        f"\n\nTargets ({t['source']}, {'required' if t['enforced'] else 'not enforced'}): "
+        f"**{'all met' if t['met'] else 'missed: ' + ', '.join(t['missed'])}**.\n\n"
+        f"{tg.markdown(t['figures'])}"
+        if t
+        else ""
+    )
     return (
         f"Outcome: **{report['outcome']}** ({report['date']}, `{report['command']}`, stack: "
-        f"{report['stack']}, dataset {report['dataset']}).\n\n"
+        f"{report['stack']}, dataset {report['dataset']}).\n\n{code}"
         "| figure | value |\n|---|---:|\n"
         f"| offered rate | {report['offered_rate_per_s']:.0f} events/s for {report['seconds']:.0f} s |\n"
         f"| events sent / got a list | {report['sent']:,} / {report['lists_distinct']:,} |\n"
@@ -86,14 +127,24 @@ def summary(report: dict[str, Any], png_name: str) -> str:
         f"| freshness p50 / p95 / p99 / max | {f['p50'] / 1000:.2f} / {f['p95'] / 1000:.2f} / "
         f"{f['p99'] / 1000:.2f} / {f['max'] / 1000:.2f} s |\n"
         f"| worker RSS start / end / peak | {rss['start']:.0f} / {rss['end']:.0f} / {rss['peak']:.0f} MiB |\n"
-        f"| consumer lag: max / back to 0 after sending stopped | {lag['max']:,.0f} / {zero} |\n\n"
+        f"{flat}"
+        f"| consumer lag: max / back to 0 after sending stopped | {lag['max']:,.0f} / {zero} |"
+        f"{targets}\n\n"
         f"![soak]({png_name})"
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the soak and write the report, plot and doc section."""
-
+    """Run the soak and write the report, plot and doc section; check the targets."""
+    try:
+        required, enforced = tg.targets_of(args, tg.SOAK_FIGURES)
+    except tg.TargetError as exc:
+        print(f"recstream soak: {exc}", file=sys.stderr)
+        return 2
+    if args.list_figures:
+        print(tg.describe(tg.SOAK_FIGURES, required.targets))
+        return 0
+    from recstream.provenance import provenance
     from recstream.settings import load_settings
     from streams.datasets import load_movielens, parse_dataset_arg
     from streams.replay import movielens_events
@@ -105,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
     base.setdefault("RECSTREAM_LOG_LEVEL", "WARNING")
     events = list(movielens_events(load_movielens(parse_dataset_arg(args.dataset))))
     deployment = Deployment.create(base, args.out.parent / "logs" / "soak")
+    prov = provenance(deployment.settings)  # the code and machine as the run starts
     print(f"[soak] {len(events):,} events to cycle; deployment {deployment.settings.consumer_group}")
     try:
         report = run_soak(deployment, events, SoakConfig(rate=args.rate, seconds=args.minutes * 60))
@@ -117,11 +169,15 @@ def run(args: argparse.Namespace) -> int:
     report.update(
         outcome="pass" if ok else "FAIL",
         date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        command=f"recstream soak --rate {args.rate:g} --minutes {args.minutes:g} --dataset {args.dataset}",
+        command=f"recstream soak --rate {args.rate:g} --minutes {args.minutes:g} --dataset {args.dataset}"
+        + required_args(args),
         stack=f"Kafka {settings.kafka_bootstrap_servers}, Cassandra :{settings.cassandra_port}, "
         f"Triton {settings.triton_grpc_url}",
         dataset=args.dataset.split("/")[-1],
+        minutes=args.minutes,
+        provenance=prov,
     )
+    status = tg.report_targets(report, required, enforced, tg.SOAK_FIGURES, "soak")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     png = args.doc.parent / "soak.png"
@@ -130,4 +186,4 @@ def run(args: argparse.Namespace) -> int:
     args.doc.write_text(replace_section(doc, "soak", summary(report, png.name)))
     print(summary(report, png.name))
     print(f"[soak] report {args.out}, plot {png}, doc {args.doc}", file=sys.stderr)
-    return 0 if ok else 1
+    return status if ok else 1

@@ -3,6 +3,10 @@
 Run by ``make chaos`` after the tests (``python -m tests.chaos.report``); the soak section is
 written by ``recstream soak``. Only the text between the ``<!-- chaos-faults:... -->`` and
 ``<!-- chaos-volume:... -->`` markers changes.
+
+The tables come from one commit: each report records its ``provenance`` (see
+:mod:`recstream.provenance`), reports of different commits are refused with an error naming
+them (:class:`MixedCommitsError`; nothing is written), and both sections name the commit.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from recstream.provenance import commit_of
 from recstream.settings import REPO_ROOT
 from streams.soak import replace_section
 
@@ -26,6 +31,53 @@ FAULT_ORDER = (
     "kafka_restart",
     "two_workers_one_killed",
 )
+
+
+class MixedCommitsError(ValueError):
+    """The reports to render come from runs of different commits."""
+
+
+def rendered(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """The reports the tables show: the faults of :data:`FAULT_ORDER` and ``volume``."""
+    return {n: r for n, r in reports.items() if n in FAULT_ORDER or n == "volume"}
+
+
+def one_commit(reports: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The commit every report was run at (None: they record none, or there are no reports).
+
+    Raises:
+        MixedCommitsError: More than one commit (reports without provenance count as one more),
+            naming each commit and its reports.
+    """
+    by_commit: dict[str | None, list[str]] = {}
+    for name, r in reports.items():
+        by_commit.setdefault(commit_of(r), []).append(name)
+    if len(by_commit) > 1:
+        groups = "; ".join(
+            f"{'no provenance' if c is None else c[:10]}: {', '.join(names)}"
+            for c, names in by_commit.items()
+        )
+        raise MixedCommitsError(
+            f"the reports mix runs of {len(by_commit)} commits ({groups}); rerun `make chaos` at one "
+            "commit, or move the stale reports out of the report directory"
+        )
+    return next(iter(by_commit), None)
+
+
+def commit_line(reports: Mapping[str, Mapping[str, Any]]) -> str:
+    """Which commit the tables come from, and whether its tree was dirty (call after :func:`one_commit`)."""
+    if not reports:
+        return "_No runs recorded._"
+    commit = one_commit(reports)
+    if commit is None:
+        return "Runs of an unknown commit (these reports were written before provenance was recorded)."
+    dirty = [n for n, r in reports.items() if r["provenance"].get("dirty")]
+    tree = (
+        "clean tree"
+        if not dirty
+        else f"**uncommitted changes** in the tree of {len(dirty)} of {len(reports)} runs: {', '.join(dirty)}"
+    )
+    return f"Runs of commit `{commit[:10]}` ({tree})."
 
 
 def _s(value: Any) -> str:
@@ -90,16 +142,27 @@ def load_reports(directory: Path = REPORT_DIR) -> dict[str, dict[str, Any]]:
 
 
 def render(doc: str, reports: Mapping[str, Mapping[str, Any]]) -> str:
-    """``doc`` with both generated sections replaced."""
-    doc = replace_section(doc, "chaos-faults", fault_table(reports))
-    return replace_section(doc, "chaos-volume", volume_table(reports.get("volume")))
+    """``doc`` with both generated sections replaced, each naming the commit of its runs.
+
+    Raises:
+        MixedCommitsError: The fault and volume reports come from different commits.
+    """
+    shown = rendered(reports)
+    line = commit_line(shown)
+    doc = replace_section(doc, "chaos-faults", f"{line}\n\n{fault_table(shown)}")
+    return replace_section(doc, "chaos-volume", f"{line}\n\n{volume_table(shown.get('volume'))}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Rewrite the generated sections of docs/RELIABILITY.md from reports/chaos/."""
-    reports = load_reports()
-    DOC.write_text(render(DOC.read_text() if DOC.exists() else "# Reliability\n", reports))
-    print(f"{DOC}: {len(reports)} report(s) from {REPORT_DIR}", file=sys.stderr)
+    """Rewrite the generated sections of docs/RELIABILITY.md from reports/chaos/ (1: mixed commits)."""
+    reports = load_reports(REPORT_DIR)
+    try:
+        text = render(DOC.read_text() if DOC.exists() else "# Reliability\n", reports)
+    except MixedCommitsError as exc:
+        print(f"{DOC} not rewritten: {REPORT_DIR}: {exc}", file=sys.stderr)
+        return 1
+    DOC.write_text(text)
+    print(f"{DOC}: {len(rendered(reports))} report(s) from {REPORT_DIR}", file=sys.stderr)
     return 0
 
 

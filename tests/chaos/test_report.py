@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from streams.soak import replace_section
-from tests.chaos.report import fault_table, render, volume_table
+from tests.chaos import report as chaos_report
+from tests.chaos.report import MixedCommitsError, commit_line, fault_table, one_commit, render, volume_table
+
+
+def _prov(commit: str, dirty: bool = False) -> dict[str, Any]:
+    return {"provenance": {"commit": commit, "commit_short": commit[:10], "dirty": dirty}}
 
 
 def _fault(**over: Any) -> dict[str, Any]:
@@ -64,3 +73,48 @@ def test_render_replaces_only_the_marked_sections() -> None:
     assert "old" not in out and "\ntail\n" in out
     assert render(out, {}) == out  # idempotent
     assert replace_section("a", "x", "b") == "a\n\n<!-- x:start -->\nb\n<!-- x:end -->\n"
+
+
+def test_reports_of_different_commits_are_refused_naming_them() -> None:
+    reports = {
+        "worker_sigkill": _fault(**_prov("a" * 40)),
+        "kafka_restart": _fault(**_prov("a" * 40)),
+        "triton_outage": _fault(**_prov("b" * 40)),
+        "volume": {"outcome": "pass"},  # written before provenance existed
+    }
+    with pytest.raises(MixedCommitsError) as err:
+        render("# R\n", reports)
+    msg = str(err.value)
+    assert "3 commits" in msg and f"{'a' * 10}: worker_sigkill, kafka_restart" in msg
+    assert f"{'b' * 10}: triton_outage" in msg and "no provenance: volume" in msg
+    same = {k: v for k, v in reports.items() if k in ("worker_sigkill", "kafka_restart")}
+    assert one_commit(same) == "a" * 40
+
+
+def test_tables_name_their_commit_and_a_dirty_tree() -> None:
+    reports = {"worker_sigkill": _fault(**_prov("c" * 40)), "kafka_restart": _fault(**_prov("c" * 40, True))}
+    out = render("# R\n", reports)
+    faults = out.split("<!-- chaos-faults:start -->")[1].split("<!-- chaos-faults:end -->")[0]
+    volume = out.split("<!-- chaos-volume:start -->")[1]
+    line = f"Runs of commit `{'c' * 10}` (**uncommitted changes** in the tree of 1 of 2 runs: kafka_restart)."
+    assert faults.strip().startswith(line) and volume.strip().startswith(line)
+    assert commit_line({"volume": {"provenance": {"commit": "d" * 40}}}).endswith("(clean tree).")
+    assert "unknown commit" in commit_line({"volume": {}}) and commit_line({}) == "_No runs recorded._"
+
+
+def test_a_soak_report_of_another_commit_does_not_block_the_chaos_tables() -> None:
+    reports = {"worker_sigkill": _fault(**_prov("e" * 40)), "soak": {"provenance": {"commit": "f" * 40}}}
+    assert f"`{'e' * 10}`" in render("# R\n", reports)
+
+
+def test_main_leaves_the_doc_alone_when_commits_are_mixed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "worker_sigkill.json").write_text(json.dumps(_fault(**_prov("a" * 40))))
+    (tmp_path / "volume.json").write_text(json.dumps(_prov("b" * 40)))
+    doc = tmp_path / "RELIABILITY.md"
+    doc.write_text("# R\n")
+    monkeypatch.setattr(chaos_report, "REPORT_DIR", tmp_path)
+    monkeypatch.setattr(chaos_report, "DOC", doc)
+    assert chaos_report.main([]) == 1
+    assert doc.read_text() == "# R\n" and "mix runs of 2 commits" in capsys.readouterr().err

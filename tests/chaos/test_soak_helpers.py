@@ -5,10 +5,21 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from typing import Any
 
+from recstream import targets as tg
+from recstream.cli.soak import summary
 from recstream.settings import load_settings
 from schemas.events import ClickEvent
-from streams.soak import lag_zero_after, live_messages, percentile, window_p99, window_rates
+from streams.soak import (
+    lag_zero_after,
+    live_messages,
+    percentile,
+    rss_growth,
+    warmup_seconds,
+    window_p99,
+    window_rates,
+)
 from streams.workerproc import isolated_env, parse_lag, parse_rss_kib
 
 
@@ -67,3 +78,83 @@ def test_live_messages_restamp_and_rename_each_pass() -> None:
     assert all(m[0] == settings.topic_click and m[1] == b"u" and m[3] >= before for m in got)
     again = ClickEvent.from_json_bytes(got[2][4])
     assert again.event_id == "e0~1" and again.ts == got[2][3] and again.item_id == "m"
+
+
+def test_warmup_is_a_quarter_of_the_run_at_most_two_minutes() -> None:
+    assert warmup_seconds(600) == 120 and warmup_seconds(40) == 10
+
+
+def test_rss_growth_compares_medians_after_warmup_and_at_the_end() -> None:
+    # 300 MiB at start-up, flat 200 MiB after the warm-up, 220 MiB in the last 30 s of sending.
+    tl = [{"t": t, "rss_kib": (300 if t < 20 else 200 if t < 570 else 220) * 1024} for t in range(600)]
+    tl.append({"t": 650, "rss_kib": 900 * 1024})  # draining, after sending stopped: not counted
+    g = rss_growth(tl, warmup_s=120.0, t_end=600.0)
+    assert g == {
+        "warmup_s": 120.0,
+        "after_warmup": 200.0,
+        "end_of_sending": 220.0,
+        "growth_after_warmup_pct": 10.0,
+    }
+    short = rss_growth([{"t": t, "rss_kib": 1024} for t in range(10)], warmup_s=2.5, t_end=10.0)
+    assert short["growth_after_warmup_pct"] == 0.0  # windows shrink, never overlap
+    assert rss_growth([], 120.0, 600.0)["growth_after_warmup_pct"] is None
+
+
+def _soak_report(**over: Any) -> dict[str, Any]:
+    r: dict[str, Any] = {
+        "outcome": "pass",
+        "date": "d",
+        "command": "recstream soak",
+        "stack": "s",
+        "dataset": "ml",
+        "offered_rate_per_s": 500.0,
+        "seconds": 600.0,
+        "sent": 300_000,
+        "lists_distinct": 300_000,
+        "throughput_per_s": 499.0,
+        "missing": 0,
+        "minutes": 10.0,
+        "freshness_ms": {"p50": 20.0, "p95": 40.0, "p99": 130.0, "max": 900.0},
+        "rss_mib": {
+            "start": 300.0,
+            "end": 310.0,
+            "peak": 330.0,
+            "warmup_s": 120.0,
+            "after_warmup": 300.0,
+            "end_of_sending": 309.0,
+            "growth_after_warmup_pct": 3.0,
+        },
+        "lag": {"max": 40, "zero_after_s": 2.0},
+        "provenance": {"commit_short": "4e09550037", "dirty": False, "date": "d", "machine": {"host": "vm"}},
+    }
+    r.update(over)
+    return r
+
+
+def test_soak_summary_names_the_commit_the_flat_rss_and_the_targets() -> None:
+    report = _soak_report()
+    targets = {"freshness_p99_ms": 100.0, "rss_growth_after_warmup_pct": 10.0}
+    assert tg.report_targets(
+        report, tg.Required(targets, "docs/targets.toml [soak]"), True, tg.SOAK_FIGURES, "soak"
+    )
+    text = summary(report, "soak.png")
+    assert "Code: commit `4e09550037` (clean tree)" in text
+    assert (
+        "| worker RSS after the warm-up (120 s) / end of sending / growth | 300 / 309 MiB / +3.0 % |" in text
+    )
+    assert "Targets (docs/targets.toml [soak], required): **missed: freshness_p99_ms**" in text
+    assert "| freshness_p99_ms | <= 100 ms | 130 | **no** (by 30) |" in text
+    old = _soak_report(provenance=None, rss_mib={"start": 1.0, "end": 1.0, "peak": 1.0})
+    del old["provenance"]
+    assert "Code:" not in summary(old, "soak.png")  # a report of an earlier version still renders
+
+
+def test_soak_command_records_the_target_options() -> None:
+    from recstream.cli import build_parser
+    from recstream.cli.soak import required_args
+
+    parse = build_parser().parse_args
+    assert required_args(parse(["soak"])) == ""
+    assert required_args(parse(["soak", "--require"])) == " --require"
+    typed = parse(["soak", "--require", "missing=0", "--require-file", "t.toml", "--target-set", "quick"])
+    assert required_args(typed) == " --require missing=0 --require-file t.toml --target-set quick"
