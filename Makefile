@@ -26,8 +26,9 @@ test-unit: install ## Run only the tests that need no server
 
 chaos: install ## Fault injection on an isolated second stack (tests/chaos): reports/chaos/*.json, docs/RELIABILITY.md
 	@set +e; $(PY) -m pytest tests/chaos $(PYTEST_ARGS); rc=$$?; \
-	$(PY) -m tests.chaos.report; \
-	if [ $$rc -eq 5 ]; then echo "make chaos: pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+	$(PY) -m tests.chaos.report; rrc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make chaos: pytest collected no tests: failing" >&2; exit 1; fi; \
+	if [ $$rc -eq 0 ] && [ $$rrc -ne 0 ]; then echo "make chaos: the report could not be rendered" >&2; exit $$rrc; fi; exit $$rc
 
 lint: install ## ruff format check, ruff lint, mypy, dependency audit (warns if its service is unreachable)
 	$(PY) -m ruff format --check .

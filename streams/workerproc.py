@@ -217,7 +217,14 @@ class Deployment:
 
         self.stop_all()
         s = self.settings
-        names = [*s.event_topics.values(), s.topic_recs, s.topic_dlq, catalog_topic(s)]
+        # Faust's assignor also leaves a "<group>-__assignor-__leader" topic behind.
+        names = [
+            *s.event_topics.values(),
+            s.topic_recs,
+            s.topic_dlq,
+            catalog_topic(s),
+            f"{s.consumer_group}-__assignor-__leader",
+        ]
         try:
             admin = KafkaAdminClient(**kafka_python_config(s))
             try:

@@ -26,10 +26,17 @@ DOC = REPO_ROOT / "docs" / "RELIABILITY.md"
 #: Table order (the issue's numbering).
 FAULT_ORDER = (
     "worker_sigkill",
+    "worker_kill_after_apply",
+    "worker_kill_after_publish",
+    "worker_kill_after_flush",
     "triton_outage",
+    "triton_sigkill",
     "cassandra_restart",
+    "cassandra_sigkill",
     "kafka_restart",
+    "kafka_sigkill",
     "two_workers_one_killed",
+    "paused_worker",
 )
 
 
@@ -85,12 +92,16 @@ def _s(value: Any) -> str:
 
 
 def fault_table(reports: Mapping[str, Mapping[str, Any]]) -> str:
-    """The fault table (one row per fault report present, in :data:`FAULT_ORDER`)."""
+    """The fault table (one row per fault in :data:`FAULT_ORDER`) and the negative controls.
+
+    "Lost" and "applied twice" are the independent oracle's (tests/chaos/oracle.py), not the
+    worker's own bookkeeping; "duplicates skipped" shows the duplicate guard at work.
+    """
     head = (
-        "| # | fault | outcome | events | lost | applied twice | events without a list "
-        "| duplicate lists | clicks re-queued | dead letters | max embedding diff | fault lasted "
-        "| first list after | backlog drained after | run at |\n"
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "| # | fault | outcome | events | lost | applied twice | states moved back "
+        "| events without a list | duplicate lists | duplicates skipped | clicks re-queued "
+        "| dead letters | fault lasted | first list after | backlog drained after (bound) |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     rows = []
     for n, name in enumerate(FAULT_ORDER, 1):
@@ -98,18 +109,45 @@ def fault_table(reports: Mapping[str, Mapping[str, Any]]) -> str:
         if r is None:
             rows.append(f"| {n} | {name} | not run |" + " |" * 12)
             continue
+        oracle = r.get("oracle") or {}
+        bound = r.get("recovery_bound_s")
         rows.append(
-            f"| {n} | {r['title']} | **{r['outcome']}** | {r['events']:,} | {r['lost']} "
-            f"| {r['duplicated']} | {r['lists_missing']} | {r['duplicate_lists']} "
-            f"| {r.get('requeued_clicks', 0)} | {r['dead_letters']} "
-            f"| {r['state']['max_embedding_dev']:.1e} | {_s(r['fault_duration_s'])} "
-            f"| {_s(r['recovery_first_list_s'])} | {_s(r['recovery_backlog_s'])} | {r['date']} |"
+            f"| {n} | {r['title']} | **{r['outcome']}** | {r['events']:,} "
+            f"| {oracle.get('missing', r['lost'])} | {oracle.get('extra', r['duplicated'])} "
+            f"| {r.get('states_moved_backwards', '-')} | {r['lists_missing']} | {r['duplicate_lists']} "
+            f"| {int(r.get('duplicates_skipped', 0))} | {r.get('requeued_clicks', 0)} | {r['dead_letters']} "
+            f"| {_s(r['fault_duration_s'])} | {_s(r['recovery_first_list_s'])} "
+            f"| {_s(r['recovery_backlog_s'])}{'' if bound is None else f' ({bound:.0f} s)'} |"
         )
     problems = [f"- {name}: {p}" for name in FAULT_ORDER for p in reports.get(name, {}).get("problems", [])]
-    text = head + "\n" + "\n".join(rows)
+    text = head + "\n" + "\n".join(rows) + "\n\n" + controls_text(reports)
     if problems:
         text += "\n\nProblems recorded:\n\n" + "\n".join(problems)
     return text
+
+
+def controls_text(reports: Mapping[str, Mapping[str, Any]]) -> str:
+    """The negative controls of the run (the worker broken on purpose; the oracle must see it)."""
+    controls = next(
+        (
+            r["negative_controls"]
+            for r in reports.values()
+            if "not_run" not in r.get("negative_controls", {"not_run": 1})
+        ),
+        None,
+    )
+    if not controls:
+        return "Negative controls: not run with these reports (`make chaos` runs them)."
+    lines = [
+        "Negative controls (the worker broken on purpose in the same run; the oracle must report it):",
+        "",
+    ]
+    for _name, c in controls.items():
+        lines.append(
+            f"- `{c['hook']}`: **{'detected' if c['detected'] else 'NOT DETECTED'}** "
+            f"({c['lost']} lost, {c['applied_twice']} applied twice, {c['sum_mismatch']} users' sums off)"
+        )
+    return "\n".join(lines)
 
 
 def _types(counts: Mapping[str, int]) -> str:

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recstream.provenance import provenance, with_provenance
 from recstream.settings import REPO_ROOT
 from schemas.events import Event
 from streams.workerproc import Deployment, WorkerProcess
@@ -215,6 +216,7 @@ def run_fault(
         "states_moved_backwards": len(sampler.backwards),
         "stack_log": list(getattr(stack, "log", []))[log_from:],
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "provenance": provenance(s),
     }
     if fault.hit is not None and (why := fault.hit(report)):
         problems.append(f"the fault did not visibly hit the pipeline: {why}")
@@ -272,5 +274,5 @@ def write_report(name: str, report: dict[str, Any], directory: Path = REPORT_DIR
     """Write one scenario's report as ``<directory>/<name>.json``."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.json"
-    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    path.write_text(json.dumps(with_provenance(report), indent=2, default=str) + "\n")
     return path

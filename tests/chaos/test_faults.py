@@ -14,7 +14,6 @@ the oracle must report both, or the whole suite fails. Figures go to
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +23,7 @@ import pytest
 from schemas.events import Event
 from streams.workerproc import Deployment
 from tests.chaos.conftest import ChaosStack, CleanRun
-from tests.chaos.scenario import REPORT_DIR, Fault, FaultContext, run_fault
+from tests.chaos.scenario import REPORT_DIR, Fault, FaultContext, run_fault, write_report
 
 #: Generous bound for a whole scenario (stack restarts take minutes on a loaded machine).
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(1800)]
@@ -226,7 +225,7 @@ def _run(
         if why := _fenced(report):
             report["problems"].append(f"the fault did not visibly hit the pipeline: {why}")
             report["outcome"] = "FAIL"
-    (REPORT_DIR / f"{name}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    write_report(name, report)
     assert report["problems"] == [], report["problems"]
 
 

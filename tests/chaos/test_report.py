@@ -44,11 +44,29 @@ def test_fault_table_has_a_row_per_fault_in_order_and_lists_problems() -> None:
         {"kafka_restart": _fault(), "worker_sigkill": _fault(outcome="FAIL", problems=["2 lost"])}
     )
     rows = [line for line in table.splitlines() if line.startswith("| ")][1:]
-    assert len(rows) == 5
+    assert len(rows) == len(chaos_report.FAULT_ORDER) == 12
+    kafka = chaos_report.FAULT_ORDER.index("kafka_restart")
     assert rows[0].startswith("| 1 |") and "**FAIL**" in rows[0]
-    assert "not run" in rows[1] and "**pass**" in rows[3] and "| never |" in rows[3]
+    assert "not run" in rows[1] and "**pass**" in rows[kafka] and "| never |" in rows[kafka]
     assert all(row.count("|") == rows[0].count("|") for row in rows)
     assert "- worker_sigkill: 2 lost" in table
+    assert "Negative controls: not run" in table
+
+
+def test_negative_controls_are_shown_and_an_undetected_one_stands_out() -> None:
+    controls = {
+        "no_dedup": {"hook": "no_dedup", "detected": True, "lost": 0, "applied_twice": 7, "sum_mismatch": 3},
+        "drop_event": {
+            "hook": "drop_event:300",
+            "detected": False,
+            "lost": 0,
+            "applied_twice": 0,
+            "sum_mismatch": 0,
+        },
+    }
+    table = fault_table({"worker_sigkill": _fault(negative_controls=controls)})
+    assert "`no_dedup`: **detected** (0 lost, 7 applied twice" in table
+    assert "`drop_event:300`: **NOT DETECTED**" in table
 
 
 def test_volume_section_lists_every_reason() -> None:
