@@ -99,6 +99,14 @@ def _counters(workers: Sequence[WorkerProcess]) -> float:
 RETRY_MARKERS = ("batch failed", "checkpoint failed", "publish failed", "not delivered")
 
 
+#: Log lines of the worker's Kafka client that show it lost the broker (and kept retrying).
+KAFKA_MARKERS = ("Failed fetch messages", "Marking the coordinator dead", "Unable connect to node")
+
+
+def _kafka_error_log_lines(workers: Sequence[WorkerProcess]) -> int:
+    return sum(w.log_tail(100_000_000).count(m) for w in workers for m in KAFKA_MARKERS)
+
+
 def _duplicates_skipped(workers: Sequence[WorkerProcess]) -> float:
     """Events the live workers recognised as already applied (the guard at work)."""
     total = 0.0
@@ -210,6 +218,7 @@ def run_fault(
         "triton_retries_and_errors": _counters(survivors),
         "duplicates_skipped": _duplicates_skipped(survivors),
         "runtime_retry_log_lines": _retry_log_lines(deployment.workers),
+        "kafka_client_error_log_lines": _kafka_error_log_lines(deployment.workers),
         "notes": ctx.notes,
         "oracle": asdict(verdict) | {"ok": verdict.ok},
         "state_samples": sampler.samples,

@@ -158,3 +158,38 @@ def test_configure_sets_root_level_format_and_captures_warnings(
         assert docs[1]["logger"] == "py.warnings" and "deprecated thing" in docs[1]["msg"]
     else:
         assert " INFO recstream.x: info line" in lines[0] and f"warn {logs.MASK}" in lines[1]
+
+
+def test_repeats_are_held_back_within_the_window_and_counted_after() -> None:
+    f = logs.RepeatFilter(window_s=5.0)
+    first = _record("Unable connect to node %d", 1, level=logging.ERROR)
+    first.created = 100.0
+    assert f.filter(first)
+    held = []
+    for i in range(1000):
+        r = _record("Unable connect to node %d", 1, level=logging.ERROR)
+        r.created = 100.0 + i * 0.004  # 1,000 repeats in 4 s
+        held.append(f.filter(r))
+    assert len(held) == 1000 and not any(held)
+    other = _record("Unable connect to node %d", 2, level=logging.ERROR)  # another text passes
+    other.created = 101.0
+    assert f.filter(other)
+    after = _record("Unable connect to node %d", 1, level=logging.ERROR)
+    after.created = 105.5
+    assert f.filter(after)
+    assert after.repeated == 1000  # type: ignore[attr-defined]
+    again = _record("Unable connect to node %d", 1, level=logging.ERROR)
+    again.created = 111.0
+    assert f.filter(again) and not hasattr(again, "repeated")
+
+
+@pytest.mark.usefixtures("restore_root")
+def test_configured_handler_holds_back_repeats(monkeypatch: pytest.MonkeyPatch) -> None:
+    buf = io.StringIO()
+    monkeypatch.setattr("sys.stderr", buf)
+    logs.configure(load_settings({}))
+    log = logging.getLogger("recstream.test.repeats")
+    for _ in range(50):
+        log.warning("the same line")
+    lines = [ln for ln in buf.getvalue().splitlines() if "the same line" in ln]
+    assert len(lines) == 1
