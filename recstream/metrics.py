@@ -81,7 +81,7 @@ STATE_USERS = Gauge("recstream_state_users", "User states held in memory for the
 STATE_DIRTY = Gauge("recstream_state_dirty_users", "User states changed since their last write.")
 OFFSET_HOLES = Counter(
     "recstream_offset_holes_total",
-    "Input offsets the consumer skipped, found before processing, by resolution (reread, empty).",
+    "Input offsets the consumer skipped, found before processing, by resolution (reread, empty, stalled).",
     ["resolution"],
 )
 CATALOG_ITEMS = Gauge("recstream_catalog_items", "Items in the retrieval catalogue.")

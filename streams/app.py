@@ -175,6 +175,23 @@ def create_app(settings: Settings, runtime_factory: Any) -> RecstreamApp:
         finally:
             await consumer.stop()
 
+    @app.timer(2.0)
+    async def reread_stalled() -> None:
+        """Messages Faust dropped at the tail of a partition are read again (streams/repair.py)."""
+        runtime = app.runtime
+        if runtime is None or not runtime.assigned:
+            return
+        inputs = set(settings.event_topics.values())
+        try:
+            assigned = [tp for tp in app.consumer.assignment() if tp.topic in inputs]
+            if not assigned:
+                return
+            ends = await app.consumer.highwaters(*assigned)
+        except Exception as exc:  # broker unavailable: next tick
+            log.debug("log ends not available: %r", exc)
+            return
+        await runtime.reread_stalled({(tp.topic, tp.partition): end for tp, end in ends.items()})
+
     @app.timer(5.0)
     async def export_lag() -> None:
         """``recstream_consumer_lag``: log end offset minus next offset to read, per partition."""

@@ -100,6 +100,11 @@ class OffsetTracker:
         p.expected = offset + 1
         return Admit.NEXT
 
+    def expected(self, tp: TP) -> int | None:
+        """The next offset ``tp`` should deliver (one past the highest taken); None if not owned."""
+        p = self._parts.get(tp)
+        return None if p is None else p.expected
+
     def hole(self, tp: TP) -> tuple[int, int] | None:
         """``(expected, first offset seen above it)`` while ``tp`` is in repair, else None."""
         p = self._parts.get(tp)

@@ -48,6 +48,7 @@ from streams.faults import FaultPoints
 from streams.latest import record_published
 from streams.offsets import TP, Admit, OffsetTracker
 from streams.processor import Incoming, Outcome, Processor
+from streams.repair import PartitionRepair
 from streams.state.base import SourcePos
 from streams.topics import encode_catalog_item
 
@@ -110,7 +111,7 @@ class Runtime:
         self._idle = asyncio.Event()
         self._idle.set()
         self._finishing: set[asyncio.Task[None]] = set()
-        self._repairs: dict[TP, asyncio.Task[None]] = {}
+        self.repair = PartitionRepair(self.tracker, self.kafka.seek, offsets)
         self._kept_ok = False  # the last revocation's commit was accepted
 
     # --- batches ---------------------------------------------------------------------------
@@ -145,42 +146,16 @@ class Runtime:
             if getattr(msg, "generation_id", generation) != generation:
                 continue  # fetched before the last rebalance: read again from the commit
             tp = (msg.topic, msg.partition)
+            self.repair.heard(tp)
             verdict = self.tracker.admit(tp, msg.offset)
             if verdict is Admit.NEXT:
                 if self.faults.drop_this():  # negative control of the chaos tests only
                     self.tracker.done(tp, [msg.offset])
                     continue
                 out.append(msg)
-            elif verdict is Admit.GAP and tp not in self._repairs:
-                self._repairs[tp] = asyncio.create_task(self._repair(tp))
+            elif verdict is Admit.GAP:
+                self.repair.gap(tp)
         return out
-
-    async def _repair(self, tp: TP) -> None:
-        """Ask the broker what a hole holds, then seek (see :mod:`streams.offsets`)."""
-        try:
-            hole = self.tracker.hole(tp)
-            if hole is None:
-                return
-            start, seen = hole
-            records = True if self.offsets is None else await self.offsets.records_in(tp, start, seen)
-            target = self.tracker.resolve(tp, records_in_hole=records)
-            if target is None:
-                return
-            metrics.OFFSET_HOLES.labels(resolution="reread" if records else "empty").inc()
-            log.warning(
-                "offsets %d..%d of %s:%d were not delivered (%s); reading from %d",
-                start,
-                seen - 1,
-                tp[0],
-                tp[1],
-                "records there: skipped by the consumer" if records else "no records there",
-                target,
-            )
-            await self.kafka.seek(tp, target)
-        except Exception:
-            log.exception("repair of %s:%d failed; it is retried at the next hole", *tp)
-        finally:
-            self._repairs.pop(tp, None)
 
     async def _rewind(self, msgs: list[Any]) -> None:
         lows: dict[TP, list[int]] = defaultdict(list)
@@ -357,6 +332,16 @@ class Runtime:
         if self._finishing:
             await asyncio.wait(set(self._finishing), timeout=timeout_s)
 
+    @property
+    def assigned(self) -> bool:
+        """Partitions are assigned and initialised (no rebalance in progress)."""
+        return self._ready.is_set()
+
+    async def reread_stalled(self, log_ends: dict[TP, int]) -> None:
+        """Read again owned partitions behind their log end and silent (see :mod:`streams.repair`)."""
+        if self.assigned and not self.processor.stalled:
+            await self.repair.reread_stalled(log_ends)
+
     async def on_revoke(self, timeout_s: float = 10.0) -> bool:
         """Partitions are being revoked: finish what is in flight, write states, commit all.
 
@@ -391,6 +376,8 @@ class Runtime:
                 starts = await self.offsets.start_positions(group, list(assigned))
             for tp in assigned:
                 self.tracker.assign((tp[0], tp[1]), starts.get((tp[0], tp[1]), 0))
+                self.repair.heard((tp[0], tp[1]))
+            log.info("assigned %s", {f"{t}:{p}": starts.get((t, p), 0) for t, p in assigned})
         self._kept_ok = True
         self._ready.set()
 

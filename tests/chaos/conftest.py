@@ -46,7 +46,7 @@ CHAOS_PORTS = {
 #: whole weight in the user's sum, so the oracle sees any lost or doubled event (oracle.py).
 WORKER_ENV = {
     "RECSTREAM_K": "10",
-    "RECSTREAM_LOG_LEVEL": "WARNING",
+    "RECSTREAM_LOG_LEVEL": "INFO",  # assignments, re-queues and repairs, for the post-mortem
     "RECSTREAM_DECAY_TAU_S": "1e12",
     "RECSTREAM_COMMIT_INTERVAL_S": "1.0",
 }

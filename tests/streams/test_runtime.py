@@ -19,6 +19,7 @@ from schemas.events import ClickEvent, UploadEvent
 from serving.client.base import FusionInfo
 from streams.catalog.exact import ExactIndex
 from streams.processor import Processor
+from streams.repair import STALL_S
 from streams.runtime import Runtime
 from streams.state.memory import MemoryStateStore
 from tests.streams.fakes import Ev, FakeKafka, Msg
@@ -173,3 +174,27 @@ async def test_a_failing_store_blocks_commits_not_lists() -> None:
         await rt.checkpointer.checkpoint()
     assert kafka.commits == []
     np.testing.assert_equal(rt.tracker.position((CLICK, 0)), 1)
+
+
+async def test_a_lost_tail_is_read_again_after_the_partition_stays_silent() -> None:
+    # Offsets 1-3 were fetched and dropped by the consumer (a rebalance cleared Faust's buffers)
+    # and nothing follows them: no later message ever shows the hole.
+    rt, kafka, _ = await _runtime()
+    now = [100.0]
+    rt.repair._clock = lambda: now[0]
+    await rt.handle(_events([(0, "a", 1)]))
+    await _settle(rt)
+    ends = {(CLICK, 0): 4, (CLICK, 1): 0}
+    await rt.reread_stalled(ends)
+    assert kafka.seeks == []  # silent for less than STALL_S: no alarm yet
+    now[0] += STALL_S + 0.1
+    await rt.reread_stalled(ends)
+    assert kafka.seeks == [((CLICK, 0), 1)]  # partition 1 is at its log end: left alone
+    await rt.handle(_events([(1, "a", 4), (2, "a", 5), (3, "c", 6)]))
+    await _settle(rt)
+    await rt.checkpointer.checkpoint()
+    assert kafka.commits[-1][0] == {(CLICK, 0): 4}
+    assert rt.processor.cache.get("a").event_count == 3
+    now[0] += STALL_S + 0.1
+    await rt.reread_stalled(ends)
+    assert kafka.seeks == [((CLICK, 0), 1)]  # caught up: no further re-read
