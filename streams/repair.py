@@ -10,8 +10,10 @@ agents' buffers) and can resume a partition past them. Two shapes follow, both r
   nothing ever shows the hole, and the events would wait for the next rebalance. Every few
   seconds :meth:`PartitionRepair.reread_stalled` compares each owned partition's expected
   offset with the log end: a partition behind its log end that delivered nothing for
-  :data:`STALL_S` is read again from the expected offset. A false alarm costs a re-read of
-  messages the tracker then skips as already seen; it never skips one.
+  :data:`STALL_S` is read again from the expected offset. Silence only counts while the
+  partition's agent is idle: an agent busy with a batch (a click waiting for its item, a
+  dependency retried) delivers nothing by design. A false alarm costs a re-read of messages
+  the tracker then skips as already seen; it never skips one.
 """
 
 from __future__ import annotations
@@ -57,10 +59,20 @@ class PartitionRepair:
         self._clock = clock
         self._tasks: dict[TP, asyncio.Task[None]] = {}
         self._heard: dict[TP, float] = {}  # last delivery (or assignment, or re-read) per partition
+        self._busy: dict[str, int] = {}  # topic -> batches in flight
 
     def heard(self, tp: TP) -> None:
         """A message of ``tp`` was delivered (whatever the tracker made of it)."""
         self._heard[tp] = self._clock()
+
+    def busy(self, topic: str, busy: bool) -> None:
+        """An agent of ``topic`` starts (True) or ends (False) a batch: its silence is not a stall."""
+        self._busy[topic] = self._busy.get(topic, 0) + (1 if busy else -1)
+        if not busy:  # silence counts again from now
+            now = self._clock()
+            for tp in self.tracker.partitions:
+                if tp[0] == topic:
+                    self._heard[tp] = now
 
     def gap(self, tp: TP) -> None:
         """The tracker found a hole in ``tp``: resolve it in the background (once at a time)."""
@@ -104,6 +116,9 @@ class PartitionRepair:
         for tp, end in log_ends.items():
             expected = self.tracker.expected(tp)
             if expected is None or end <= expected or tp in self._tasks or self.tracker.hole(tp):
+                continue
+            if self._busy.get(tp[0], 0) > 0:
+                self._heard[tp] = now
                 continue
             if now - self._heard.setdefault(tp, now) < STALL_S:
                 continue

@@ -124,6 +124,9 @@ class Runtime:
             return
         self._inflight += 1
         self._idle.clear()
+        topics = {m.topic for m in msgs}
+        for t in topics:
+            self.repair.busy(t, True)
         try:
             await self._backpressure()
             await self._process(msgs)
@@ -133,6 +136,8 @@ class Runtime:
             log.exception("batch failed unexpectedly; its partitions are read again from its start")
             await self._rewind(msgs)
         finally:
+            for t in topics:
+                self.repair.busy(t, False)
             self._inflight -= 1
             if self._inflight == 0:
                 self._idle.set()

@@ -14,7 +14,9 @@ the oracle must report both, or the whole suite fails. Figures go to
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -115,9 +117,21 @@ def _restart(name: str, *, kill: bool = False) -> Callable[[FaultContext], tuple
     return inject
 
 
+_PROCESSED = re.compile(r'^recstream_events_total\{outcome="processed",type="[^"]+"\} (\S+)$', re.M)
+
+
 def _kill_one_of_two(ctx: FaultContext) -> tuple[float, float]:
+    """SIGKILL the second worker once it is processing (it holds work not yet committed)."""
+    w = ctx.workers[1]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if sum(float(m.group(1)) for m in _PROCESSED.finditer(w.get("/metrics").decode())) > 0:
+                break
+        time.sleep(0.2)
+    time.sleep(0.5)  # a few batches in: some applied and published, not yet committed
     t0 = time.time()
-    ctx.workers[1].kill()
+    w.kill()
     return t0, time.time()
 
 
@@ -280,9 +294,12 @@ def negative_controls(
     return out
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
+def _scenarios() -> list[Any]:
+    """Every scenario; ``CHAOS_REPEAT=NAME:N`` runs one scenario N times in a row instead."""
+    if repeat := os.environ.get("CHAOS_REPEAT"):
+        name, _, n = repeat.partition(":")
+        return [pytest.param(name, id=f"{name}-{i + 1}", marks=pytest.mark.long) for i in range(int(n))]
+    return [
         "worker_sigkill",
         pytest.param("worker_kill_after_apply", marks=pytest.mark.long),
         pytest.param("worker_kill_after_publish", marks=pytest.mark.long),
@@ -295,8 +312,10 @@ def negative_controls(
         pytest.param("kafka_sigkill", marks=pytest.mark.long),
         pytest.param("two_workers_one_killed", marks=pytest.mark.long),
         pytest.param("paused_worker", marks=pytest.mark.long),
-    ],
-)
+    ]
+
+
+@pytest.mark.parametrize("name", _scenarios())
 def test_fault(
     name: str,
     chaos_stack: ChaosStack,

@@ -198,3 +198,22 @@ async def test_a_lost_tail_is_read_again_after_the_partition_stays_silent() -> N
     now[0] += STALL_S + 0.1
     await rt.reread_stalled(ends)
     assert kafka.seeks == [((CLICK, 0), 1)]  # caught up: no further re-read
+
+
+async def test_a_busy_agent_is_not_a_stalled_partition() -> None:
+    rt, kafka, _ = await _runtime()
+    now = [100.0]
+    rt.repair._clock = lambda: now[0]
+    await rt.handle(_events([(0, "a", 1)]))
+    await _settle(rt)
+    rt.repair.busy(CLICK, True)  # e.g. a click waiting for its item's upload
+    now[0] += 3 * STALL_S
+    await rt.reread_stalled({(CLICK, 0): 4})
+    assert kafka.seeks == []
+    rt.repair.busy(CLICK, False)
+    now[0] += STALL_S / 2
+    await rt.reread_stalled({(CLICK, 0): 4})
+    assert kafka.seeks == []  # silence counts from the end of the batch
+    now[0] += STALL_S
+    await rt.reread_stalled({(CLICK, 0): 4})
+    assert kafka.seeks == [((CLICK, 0), 1)]
