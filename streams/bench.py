@@ -261,6 +261,48 @@ def statements_per_event(
     }
 
 
+#: Stages of a batch on the worker's event path, in order (the checkpoint task's ``state_flush``
+#: and ``commit`` run beside them, every commit interval).
+BATCH_STAGES = ("decode", "state_ensure", "apply", "retrieval", "serialise", "produce")
+STAGE_SUM, STAGE_COUNT = "recstream_stage_seconds_sum", "recstream_stage_seconds_count"
+
+
+def stage_readings(metrics_text: str) -> dict[str, tuple[float, float]]:
+    """``stage -> (seconds, calls)`` of the worker's ``recstream_stage_seconds`` histogram."""
+    sums = counter_by_label(metrics_text, STAGE_SUM, "stage")
+    counts = counter_by_label(metrics_text, STAGE_COUNT, "stage")
+    return {k: (sums[k], counts.get(k, 0.0)) for k in sums}
+
+
+def stage_profile(
+    before: Mapping[str, tuple[float, float]],
+    after: Mapping[str, tuple[float, float]],
+    events: int,
+    wall_s: float,
+) -> dict[str, Any]:
+    """Where the worker's time went between two readings of its stage histograms.
+
+    Returns ``stages`` (per stage: ``calls``, ``ms_per_call``, ``us_per_event`` and ``share`` of
+    the wall time ``wall_s``) and ``outside_share``: the part of the wall time no batch stage
+    accounts for (Faust and aiokafka delivering the messages, the event loop, waiting for the
+    producer and the other threads on a shared core).
+    """
+    stages: dict[str, dict[str, float]] = {}
+    for k in sorted(after):
+        s0, n0 = before.get(k, (0.0, 0.0))
+        secs, calls = after[k][0] - s0, after[k][1] - n0
+        if calls <= 0:
+            continue
+        stages[k] = {
+            "calls": calls,
+            "ms_per_call": 1000 * secs / calls,
+            "us_per_event": 1e6 * secs / events if events else 0.0,
+            "share": secs / wall_s if wall_s else 0.0,
+        }
+    inside = sum(v["share"] for k, v in stages.items() if k in BATCH_STAGES)
+    return {"stages": stages, "outside_share": max(0.0, 1.0 - inside), "wall_s": wall_s, "events": events}
+
+
 # --- events and passthrough baselines of the end-to-end benchmarks --------------------------
 
 

@@ -42,6 +42,8 @@ from streams.bench import (
     faust_passthrough,
     passthrough,
     review,
+    stage_profile,
+    stage_readings,
     statements_per_event,
     summarise,
     upload,
@@ -223,6 +225,10 @@ def wait_settled(lag: Callable[[], int | None], timeout_s: float = 60.0) -> bool
     return False
 
 
+def _stages(worker: Any) -> dict[str, tuple[float, float]]:
+    return stage_readings(worker.get("/metrics").decode())
+
+
 def _statements(worker: Any) -> dict[str, float]:
     return counter_by_label(worker.get("/metrics").decode(), STATEMENTS, "kind")
 
@@ -247,16 +253,20 @@ async def _worker_runs(
             await burst(h, warm, "warm-up")  # every user has a state row before measuring
             settled = await asyncio.to_thread(wait_settled, lag)  # warm-up writes not counted
             before = await asyncio.to_thread(_statements, worker)
+            stages0 = await asyncio.to_thread(_stages, worker)
             n = cfg.users
             for r in range(cfg.repeats):
                 evs = [click(n + i, tag, cfg.items, cfg.users) for i in range(cfg.clicks)]
                 n += cfg.clicks
                 runs["click"].append(await burst(h, evs, "click path, 1 worker"))
                 say(f"click path run {r + 1}: {runs['click'][-1].events_per_s:,.0f} events/s")
+            stages1 = await asyncio.to_thread(_stages, worker)
+            wall = sum(m.seconds for m in runs["click"])
             settled = await asyncio.to_thread(wait_settled, lag) and settled
             after = await asyncio.to_thread(_statements, worker)
             stats = statements_per_event(before, after, cfg.clicks * cfg.repeats)
             stats["cassandra_statements_settled"] = settled
+            stats["profile"] = stage_profile(stages0, stages1, cfg.clicks * cfg.repeats, wall)
             say(f"click path: {stats['cassandra_statements_per_event']} Cassandra statements per event")
             for rate in fresh_rates(cfg):
                 key = fresh_key(rate, cfg.rate)

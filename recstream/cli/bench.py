@@ -185,7 +185,9 @@ def markdown_doc(
     return (
         "# Benchmarks\n\n"
         "Produced by `make bench` (`recstream bench`); figures are medians over repeated runs on a\n"
-        "shared machine, so compare ratios measured in one run rather than absolute numbers.\n\n"
+        "shared machine, so compare ratios measured in one run rather than absolute numbers.\n"
+        "How to read them, the profile's story and what stands in the way of 10,000 events/s per\n"
+        "worker: [PERFORMANCE.md](PERFORMANCE.md).\n\n"
         f"- Date: {report['date']}\n- Code: {describe(report['provenance'])}\n"
         f"- Machine: {report['machine']}\n- Device: {report['device']}\n"
         f"- Each loop: {report['seconds']:.0f} s, {report['repeats']} repeats\n"
@@ -219,6 +221,34 @@ def _row(r: Mapping[str, Any]) -> str:
         f"| {r['name']} | {float(r['events_per_s']):,.0f} | {float(r['p50_ms']):.1f} | "
         f"{float(r['p95_ms']):.1f} | {float(r['p99_ms']):.1f} | {int(r['events']):,} |"
     )
+
+
+def profile_table(profile: Mapping[str, Any]) -> str:
+    """Where a click's time went on the worker (its stage histograms over the click bursts)."""
+    from streams.bench import BATCH_STAGES
+
+    stages = profile["stages"]
+    order = [k for k in BATCH_STAGES if k in stages] + sorted(k for k in stages if k not in BATCH_STAGES)
+    rows = [
+        "### Where a click's time goes\n",
+        f"The worker's stage histograms (`recstream_stage_seconds`) over the click bursts: "
+        f"{int(profile['events']):,} clicks in {float(profile['wall_s']):.2f} s of burst wall time. "
+        "Batch stages run one after another on the event loop; `state_flush` and `commit` run in "
+        "the checkpoint task beside them (`commit` includes the flush).\n",
+        "| stage | calls | ms per call | µs per click | share of wall time |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for k in order:
+        v = stages[k]
+        rows.append(
+            f"| {k} | {int(v['calls']):,} | {v['ms_per_call']:.2f} | {v['us_per_event']:.1f} | "
+            f"{100 * v['share']:.1f} % |"
+        )
+    rows.append(
+        f"| outside the batch stages (Faust and aiokafka delivering, the event loop, other "
+        f"threads on shared cores) | | | | {100 * float(profile['outside_share']):.1f} % |"
+    )
+    return "\n".join(rows)
 
 
 def fresh_keys(stream: Mapping[str, Any]) -> list[str]:
@@ -285,6 +315,7 @@ def stream_table(stream: Mapping[str, Any], targets: Mapping[str, float] | None 
             f"- Cassandra statements per click: **{per:.3f}** ({kinds} over {int(click['events']):,} "
             f"clicks){settled}."
         )
+    profile = click.get("profile")
     if "fresh" in stream:
         bullets.append(
             f"- Freshness p99 at {float(stream['fresh'].get('offered_per_s', 0)):,.0f} offered events/s: "
@@ -304,4 +335,5 @@ def stream_table(stream: Mapping[str, Any], targets: Mapping[str, float] | None 
         + ("." if goal is None else f"; target for received / offered at the fixed rate: >= {goal:g}.")
     )
     fresh = ["", caption, "", freshness_table(stream)] if "fresh" in stream else []
-    return "\n".join([*rows, "", *bullets, *fresh]) + "\n"
+    prof = ["", profile_table(profile)] if profile else []
+    return "\n".join([*rows, "", *bullets, *fresh, *prof]) + "\n"

@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 
 from recstream.cli.bench import fresh_keys, freshness_table, parse_rates, stream_table
-from streams.bench import StreamMeasure, click, counter_by_label, statements_per_event, summarise
+from streams.bench import (
+    StreamMeasure,
+    click,
+    counter_by_label,
+    stage_profile,
+    stage_readings,
+    statements_per_event,
+    summarise,
+)
 from streams.bench_stream import StreamBenchConfig, fresh_key, fresh_rates, wait_settled
 
 
@@ -142,3 +150,28 @@ def test_a_failed_baseline_is_a_row_saying_so() -> None:
 def test_bench_events_are_valid_and_unique() -> None:
     evs = [click(i, "t", items=10, users=3) for i in range(30)]
     assert len({e.event_id for e in evs}) == 30 and {e.user_id for e in evs} == {"t-u0", "t-u1", "t-u2"}
+
+
+STAGES_PAGE = """
+recstream_stage_seconds_sum{stage="apply"} %s
+recstream_stage_seconds_count{stage="apply"} %s
+recstream_stage_seconds_sum{stage="produce"} %s
+recstream_stage_seconds_count{stage="produce"} %s
+recstream_stage_seconds_bucket{le="0.01",stage="apply"} 3.0
+"""
+
+
+def test_stage_profile_is_the_difference_of_two_readings_over_the_wall_time() -> None:
+    before = stage_readings(STAGES_PAGE % (1.0, 10, 0.5, 10))
+    after = stage_readings(STAGES_PAGE % (3.0, 110, 1.5, 110))
+    assert before["apply"] == (1.0, 10.0)
+    p = stage_profile(before, after, events=1000, wall_s=10.0)
+    apply = p["stages"]["apply"]
+    assert apply["calls"] == 100 and math.isclose(apply["ms_per_call"], 20.0)
+    assert math.isclose(apply["us_per_event"], 2000.0) and math.isclose(apply["share"], 0.2)
+    assert math.isclose(p["outside_share"], 1 - 0.2 - 0.1)
+    s = _stream()
+    s["click"]["profile"] = p
+    md = stream_table(s)
+    assert "Where a click's time goes" in md and "| apply | 100 | 20.00 | 2000.0 | 20.0 % |" in md
+    assert "70.0 %" in md
