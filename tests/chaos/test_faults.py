@@ -55,6 +55,12 @@ def _lost_broker(r: dict[str, Any]) -> str | None:
     return "no worker's Kafka client lost the broker (no failed fetch, no dead coordinator)"
 
 
+def _taken_over(r: dict[str, Any]) -> str | None:
+    if r["notes"].get("took_over_s") is None:
+        return "the survivor never took over every partition of the dead worker"
+    return None
+
+
 def _hook_fired(point: str, *, guard: bool = False) -> Callable[[dict[str, Any]], str | None]:
     def check(r: dict[str, Any]) -> str | None:
         if not r["notes"].get("hook_fired"):
@@ -129,10 +135,24 @@ def _kill_one_of_two(ctx: FaultContext) -> tuple[float, float]:
             if sum(float(m.group(1)) for m in _PROCESSED.finditer(w.get("/metrics").decode())) > 0:
                 break
         time.sleep(0.2)
-    time.sleep(0.5)  # a few batches in: some applied and published, not yet committed
+    time.sleep(0.5)  # a few batches in: some applied and published, likely not yet committed
+    survivor = ctx.workers[0]
+    seen = len(survivor.log_tail(100_000_000))
     t0 = time.time()
     w.kill()
-    return t0, time.time()
+    t1 = time.time()
+    # The survivor must take over every input partition (after the session timeout); whether
+    # the dead worker left work to redo (duplicate lists) depends on where the kill landed.
+    s = ctx.deployment.settings
+    every = len(s.event_topics) * s.topic_partitions
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assigned = [ln for ln in survivor.log_tail(100_000_000)[seen:].splitlines() if '"assigned {' in ln]
+        if assigned and assigned[-1].count("': ") >= every:
+            ctx.notes["took_over_s"] = round(time.time() - t1, 1)
+            break
+        time.sleep(0.5)
+    return t0, t1
 
 
 def _pause_one_of_two(ctx: FaultContext) -> tuple[float, float]:
@@ -227,7 +247,7 @@ FAULTS = {
         _kill_one_of_two,
         workers=2,
         kills_workers=True,
-        hit=_redelivered,
+        hit=_taken_over,
     ),
     "paused_worker": Fault(
         "paused_worker",
