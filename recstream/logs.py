@@ -150,7 +150,8 @@ class RepeatFilter(logging.Filter):
     A client that loses its server can log the same line thousands of times a second (aiokafka
     logged "Unable connect to node" 13,000 times in 9 s of a broker restart): that drowns the
     lines that matter and costs CPU when the worker needs it. Records are identical when their
-    logger, level and message text are; the first record after a window carries
+    logger, level, message text and extras are (two dead letters differ by their offsets, so
+    both are written); the first record after a window carries
     ``repeated=N`` (how many were held back), so counts are never lost from the output.
 
     Args:
@@ -160,10 +161,11 @@ class RepeatFilter(logging.Filter):
     def __init__(self, window_s: float = 5.0) -> None:
         super().__init__()
         self.window_s = window_s
-        self._last: dict[tuple[str, int, str], tuple[float, int]] = {}
+        self._last: dict[tuple[str, int, str, tuple[tuple[str, str], ...]], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.name, record.levelno, record.getMessage())
+        extras = tuple(sorted((k, repr(v)) for k, v in record_extras(record).items()))
+        key = (record.name, record.levelno, record.getMessage(), extras)
         now = record.created
         last = self._last.get(key)
         if last is not None and now - last[0] < self.window_s:

@@ -191,5 +191,9 @@ def test_configured_handler_holds_back_repeats(monkeypatch: pytest.MonkeyPatch) 
     log = logging.getLogger("recstream.test.repeats")
     for _ in range(50):
         log.warning("the same line")
+    for offset in (7, 8):  # same text, other context: both kept (e.g. two dead letters)
+        log.warning("dead letter", extra={"offset": offset})
     lines = [ln for ln in buf.getvalue().splitlines() if "the same line" in ln]
     assert len(lines) == 1
+    letters = [json.loads(ln) for ln in buf.getvalue().splitlines() if "dead letter" in ln]
+    assert [d["offset"] for d in letters] == [7, 8]
