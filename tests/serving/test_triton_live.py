@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import shutil
 from itertools import combinations
 from pathlib import Path
 
@@ -129,11 +130,16 @@ async def test_fusion_accepts_every_subset_of_modalities(client: TritonClient) -
 
 
 async def test_hot_swap_to_a_new_fusion_version_loses_no_request(stack: Settings, tmp_path: Path) -> None:
+    """Requests keep flowing through a version roll and reach both versions; the stack's model
+    is restored afterwards (other tests share this Triton)."""
     from serving.models import instance_kind
     from serving.pipelines import write_untrained
     from serving.repository import add_fusion_version
 
-    new = write_untrained(tmp_path / "swap", seed=7, version=f"fusion-swap-{tmp_path.name[-6:]}")
+    label = f"fusion-swap-{tmp_path.name[-6:]}"
+    new = write_untrained(tmp_path / "swap", seed=7, version=label)
+    folder = _repo(stack) / "fusion"
+    saved_config = (folder / "config.pbtxt").read_text()
     async with TritonClient(stack.triton_grpc_url, timeout_s=30) as c:
         info = await c.model_info()
         text = np.full((4, 384), 1 / np.sqrt(384), np.float32)
@@ -144,26 +150,38 @@ async def test_hot_swap_to_a_new_fusion_version_loses_no_request(stack: Settings
             ("1", "2", "3", "4"),
             np.tile(np.array([1, 0, 0, 1], np.float32), (4, 1)),
         )
-        done, failures = 0, []
+        old_out = await c.fuse(inputs)
+        outputs: list[np.ndarray] = []
+        failures: list[Exception] = []
         stop = asyncio.Event()
 
         async def traffic() -> None:
-            nonlocal done
             while not stop.is_set():
                 try:
-                    out = await c.fuse(inputs)
-                    assert out.shape == (4, info.out_dim)
-                    done += 1
+                    outputs.append(await c.fuse(inputs))
                 except Exception as exc:  # any failure is a lost request
                     failures.append(exc)
 
-        tasks = [asyncio.create_task(traffic()) for _ in range(4)]
-        await asyncio.sleep(1.0)
-        before = done
-        add_fusion_version(_repo(stack), new, instance_kind(stack.triton_device))
-        await c.load_model("fusion")
-        await asyncio.sleep(1.0)
-        stop.set()
-        await asyncio.gather(*tasks)
-        assert failures == [] and done > before > 0
-        assert (await c.model_info()).version == f"fusion-swap-{tmp_path.name[-6:]}"
+        version = None
+        try:
+            tasks = [asyncio.create_task(traffic()) for _ in range(4)]
+            await asyncio.sleep(1.0)
+            before = len(outputs)
+            version = add_fusion_version(_repo(stack), new, instance_kind(stack.triton_device))
+            await c.load_model("fusion")
+            await asyncio.sleep(1.0)
+            stop.set()
+            await asyncio.gather(*tasks)
+            assert (await c.model_info()).version == label
+            new_out = await c.fuse(inputs)
+        finally:
+            if version is not None:  # restore the stack's model for the tests that follow
+                shutil.rmtree(folder / str(version))
+                (folder / "config.pbtxt").write_text(saved_config)
+                await c.load_model("fusion")
+        assert failures == [] and len(outputs) > before > 0
+        assert not np.allclose(old_out, new_out, atol=1e-4)  # the versions answer differently
+        on_old = sum(np.allclose(o, old_out, atol=1e-4) for o in outputs)
+        on_new = sum(np.allclose(o, new_out, atol=1e-4) for o in outputs)
+        assert on_old > 0 and on_new > 0 and on_old + on_new == len(outputs), (on_old, on_new, len(outputs))
+        assert (await c.model_info()).version == info.version  # restored
