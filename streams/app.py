@@ -72,7 +72,16 @@ class FaustKafka:
         return bool(await self.app.consumer._commit(offsets))  # type: ignore[attr-defined]
 
     async def seek(self, tp: tuple[str, int], offset: int) -> None:
-        await self.app.consumer.seek(TP(*tp), offset)
+        consumer = self.app.consumer
+        thread = getattr(consumer, "_thread", None)  # Faust's aiokafka consumer thread
+        if thread is None:
+            await consumer.seek(TP(*tp), offset)
+            return
+        # Faust's Consumer.seek calls the aiokafka consumer from this thread while the consumer
+        # thread may be collecting fetched records: aiokafka's fetcher then crashed (KeyError).
+        # Seek on the consumer's own thread, then reset Faust's read offset as its seek does.
+        await thread.call_thread(thread.seek, TP(*tp), offset)
+        consumer._read_offset[TP(*tp)] = offset if offset else None  # type: ignore[attr-defined]
 
     def generation(self) -> int:
         return int(self.app.consumer_generation_id)

@@ -217,3 +217,18 @@ async def test_a_busy_agent_is_not_a_stalled_partition() -> None:
     now[0] += STALL_S
     await rt.reread_stalled({(CLICK, 0): 4})
     assert kafka.seeks == [((CLICK, 0), 1)]
+
+
+async def test_a_partition_starved_while_others_deliver_is_not_a_lost_tail() -> None:
+    rt, kafka, _ = await _runtime()
+    now = [100.0]
+    rt.repair._clock = lambda: now[0]
+    await rt.handle(_events([(0, "a", 1)]))  # partition 0 then says nothing (offsets 1-3 pending)
+    now[0] += STALL_S + 1
+    await rt.handle(_events([(0, "b", 2)], partition=1))  # but the worker keeps receiving
+    await _settle(rt)
+    await rt.reread_stalled({(CLICK, 0): 4, (CLICK, 1): 1})
+    assert kafka.seeks == []
+    now[0] += STALL_S + 0.1  # the whole worker quiet: now it is a lost tail
+    await rt.reread_stalled({(CLICK, 0): 4, (CLICK, 1): 1})
+    assert kafka.seeks == [((CLICK, 0), 1)]
