@@ -172,7 +172,9 @@ def test_alerts_cover_the_required_conditions() -> None:
 
 def test_rules_reference_only_exported_metrics() -> None:
     known = exported_metric_names()
-    for rule in _rules():
+    rules = _rules()
+    assert rules, "no rules in alerts.yml"
+    for rule in rules:
         unknown = metric_refs(rule["expr"]) - known
         assert not unknown, f"{rule.get('alert') or rule.get('record')}: unknown metrics {unknown}"
 
@@ -198,6 +200,7 @@ def test_scrape_config_matches_the_services() -> None:
     defaults = default_settings()
     assert jobs[WORKER_JOB]["dns_sd_configs"][0]["port"] == defaults.web_port
     assert jobs[TRITON_JOB]["static_configs"][0]["targets"] == [f"triton:{defaults.triton_metrics_port}"]
+    assert cfg["rule_files"], "no rule_files in prometheus.yml"
     for rule_file in cfg["rule_files"]:
         assert (PROM / rule_file).is_file()
 
@@ -224,6 +227,7 @@ def test_dashboard_structure() -> None:
     variables = {v["name"]: v for v in dash["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
+    assert panels, "dashboard has no panels"
     for p in panels:
         pos = p["gridPos"]
         assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24, p["title"]
@@ -242,7 +246,9 @@ def test_dashboard_covers_every_exported_metric() -> None:
     unknown = used - exported_metric_names()
     assert not unknown, f"dashboard uses unknown metrics {unknown}"
     base = {re.sub(r"_(total|bucket|count|sum|info)$", "", n) for n in used}
-    for family in metric_families():
+    families = metric_families()
+    assert families, "recstream.metrics defines no metric"
+    for family in families:
         assert family.name in base, f"no panel shows {family.name}"
 
 
@@ -357,14 +363,18 @@ def test_compose_services_and_images() -> None:
 
 
 def test_compose_ports_are_loopback_only() -> None:
-    for name, svc in _compose()["services"].items():
+    services = _compose()["services"]
+    assert services, "no services in the compose file"
+    for name, svc in services.items():
         for port in svc.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on all interfaces"
 
 
 def test_compose_recstream_env_is_valid() -> None:
     known = known_env_names()
-    for name, svc in _compose()["services"].items():
+    services = _compose()["services"]
+    assert services, "no services in the compose file"
+    for name, svc in services.items():
         env = svc.get("environment", {})
         assert isinstance(env, dict), f"{name}: use a mapping for environment"
         rec = {k: str(v) for k, v in env.items() if k.startswith("RECSTREAM_")}
@@ -384,7 +394,9 @@ def test_dockerfiles(dockerfile: str) -> None:
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim", text, re.M)
     assert re.search(r"^USER 10001", text, re.M), "image must run as a non-root user"
     assert "pip install ." in text
-    for src in re.findall(r"^COPY (\S+) ", text, re.M):
+    copies = re.findall(r"^COPY (\S+) ", text, re.M)
+    assert copies, f"{dockerfile}: no COPY line"
+    for src in copies:
         assert (ROOT / src).exists(), f"{dockerfile}: COPY source {src} missing"
     env_names = set(re.findall(r"\b(RECSTREAM_[A-Z0-9_]+)=", text))
     assert env_names <= known_env_names(), env_names - known_env_names()
@@ -565,6 +577,7 @@ def test_renderer_agrees_with_kubectl_kustomize(overlay: tuple[str, list[Doc]]) 
     theirs = _index([d for d in yaml.safe_load_all(proc.stdout) if d])
     ours = _index(docs)
     assert set(theirs) == set(ours)
+    assert ours, f"{name}: nothing rendered"
     for key, doc in ours.items():
         assert doc == theirs[key], f"{name}: {key} differs from kubectl kustomize"
 
@@ -735,7 +748,9 @@ def test_topics_partitions_and_autoscaling(overlay: tuple[str, list[Doc]]) -> No
 def test_workloads_probes_resources_and_security(overlay: tuple[str, list[Doc]]) -> None:
     name, docs = overlay
     index = _index(docs)
-    for d, pod, c in _containers(docs):
+    containers = list(_containers(docs))
+    assert containers, f"{name}: no container rendered"
+    for d, pod, c in containers:
         where = f"{name}: {_key(d)}/{c['name']}"
         psc = pod["securityContext"]
         assert psc["runAsNonRoot"] is True and psc["runAsUser"] != 0, where
@@ -819,6 +834,7 @@ def test_services_and_monitors_select_pods(overlay: tuple[str, list[Doc]]) -> No
 
 def test_every_resource_is_namespaced(overlay: tuple[str, list[Doc]]) -> None:
     _, docs = overlay
+    assert docs, "nothing rendered"
     for d in docs:
         if d["kind"] != "Namespace":
             assert d["metadata"].get("namespace") == "recstream", _key(d)

@@ -146,7 +146,9 @@ def test_prometheus_scrapes_worker_freshness_and_events(
             for r in _query(prom, f'recstream_events_total{{job="{JOB}"}}')
         }
         assert series == {("upload", "processed"): 12, ("click", "processed"): 7, ("click", "dead_letter"): 1}
-        for r in _query(prom, f'recstream_events_total{{job="{JOB}"}}'):
+        rows = _query(prom, f'recstream_events_total{{job="{JOB}"}}')
+        assert len(rows) == 3, rows
+        for r in rows:
             assert r["metric"]["instance"] == f"127.0.0.1:{worker_port}"
 
         # The dashboard's freshness p99 over the worker's histogram: finite, sane, and in the

@@ -40,6 +40,7 @@ def test_state_matches_the_workers_decayed_sum() -> None:
     item, age, w = (torch.from_numpy(a) for a in seq.window(pos, 512))  # window covers everything
     got = decayed_sum_state(emb.double(), item, age.double(), w.double(), policy.tau_s).numpy()
     e = emb.numpy()
+    assert len(pos), "no targets"
     for r, p in enumerate(pos):
         acc: np.ndarray | None = None
         ref = 0
@@ -56,6 +57,7 @@ def test_targets_windows_and_seen() -> None:
     seq = build_sequences(events(), {m: m for m in range(40)}, policy)
     assert seq.is_click.all()  # reviews are dropped: include_reviews is False
     pos = seq.targets()
+    assert len(pos) >= 10, len(pos)
     assert (pos > seq.start[pos]).all()
     item, age, w = seq.window(pos, 4)
     assert item.shape == (len(pos), 4) and (w[:, -1] > 0).all()

@@ -55,6 +55,7 @@ def test_validate_lines_reports_each_line() -> None:
 def test_topic_is_inferred_from_type() -> None:
     # A file mixes types; each line is checked as if it came from its own topic.
     results = list(validate_lines(GOOD, limits=Limits(topic_click="x"), now_ms=NOW_MS))
+    assert len(results) == len(GOOD)
     assert all(r == LineResult(r.line, True, None) for r in results)
 
 

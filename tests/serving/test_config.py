@@ -73,6 +73,7 @@ def test_instance_kind_follows_setting() -> None:
 def test_built_repository_has_config_and_source_for_every_model(tmp_path: Path) -> None:
     names = build_repository(tmp_path / "repo", "KIND_CPU")
     assert set(names) == set(MODELS)
+    assert names, "no model built"
     for name in names:
         folder = tmp_path / "repo" / name
         assert (folder / "config.pbtxt").read_text().startswith(f'name: "{name}"')

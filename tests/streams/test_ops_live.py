@@ -35,6 +35,7 @@ def test_worker_serves_ops_endpoints(deployment_factory: Callable[[], Env], tmp_
     assert checks["triton"]["detail"] == "server and 3 models ready"
 
     # The page and its assets: packaged bytes, right types, a CSP that forbids other origins.
+    assert len(ASSETS) == 3, ASSETS
     for name, ctype in ASSETS.items():
         path = "/ops" if name == "ops.html" else f"/ops/{name}"
         status, headers, body = http(port, path)

@@ -63,6 +63,7 @@ def test_worker_metrics_match_the_readme_table(deployment_factory: Callable[[], 
 
     assert set(documented) - set(exposed) == set(), "documented in the README but not exported"
     assert set(exposed) - set(documented) == set(), "exported but missing from the README's metrics table"
+    assert len(documented) >= 10, documented
     for name, (kind, doc_labels) in documented.items():
         assert exposed[name] == kind, (name, exposed[name], kind)
         for got in labels.get(name, set()):

@@ -121,6 +121,7 @@ async def test_redelivered_batch_changes_nothing_but_still_gets_lists() -> None:
     again = await proc.process(batch)
     after = proc.cache.get("bob").snapshot()
     assert np.array_equal(before.acc, after.acc)
+    assert len(first) == len(again) == 6
     assert all(o.duplicate for o in again) and not any(o.duplicate for o in first)
     assert [o.recs.items for o in again][-1] == [o.recs.items for o in first][-1]
 

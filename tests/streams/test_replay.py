@@ -60,6 +60,7 @@ def test_sample_size_and_contents(sample: MovieLens, sample_events: list[Event])
 def test_uploads_precede_first_interactions_in_time_order(sample_events: list[Event]) -> None:
     uploaded: dict[str, int] = {}
     last_ts = 0
+    assert sample_events, "no events generated"
     for n, ev in enumerate(sample_events):
         assert ev.ts >= last_ts, f"event {n} goes back in time"
         last_ts = ev.ts
@@ -79,6 +80,7 @@ def test_uploads_precede_first_interactions_in_time_order(sample_events: list[Ev
 def test_event_mapping(sample: MovieLens, sample_events: list[Event]) -> None:
     by_id = {e.event_id: e for e in sample_events}
     assert len(by_id) == len(sample_events), "event ids must be unique"
+    assert len(sample.interactions) >= 500, len(sample.interactions)
     for inter in sample.interactions[:500]:
         if inter.kind == "rating":
             click = by_id[f"ml-click-{inter.order}"]
@@ -98,6 +100,7 @@ def test_event_mapping(sample: MovieLens, sample_events: list[Event]) -> None:
 
 def test_all_sample_events_pass_the_edge(sample_events: list[Event]) -> None:
     limits = Limits()
+    assert sample_events, "no events generated"
     for ev in sample_events:
         result = decode_event(ev.to_json_bytes(), key=ev.kafka_key, topic=limits.topic_for(ev.type),
                               limits=limits, now_ms=NOW_MS)  # fmt: skip
@@ -176,6 +179,7 @@ def test_kafka_sink_routes_by_type_and_keys_by_user(sample_events: list[Event]) 
         stats = replay(sample_events, sink, limit=300)
     assert producer.flushed and producer.closed and stats.total == 300
     topics = {"click": "events.click", "upload": "events.upload", "review": "reviews.v1"}
+    assert len(producer.sent) == 300, len(producer.sent)
     for (topic, key, value), ev in zip(producer.sent, sample_events, strict=False):
         assert topic == topics[ev.type] and key == ev.user_id.encode()
         assert json.loads(value)["event_id"] == ev.event_id

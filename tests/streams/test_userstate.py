@@ -65,6 +65,7 @@ def test_redelivery_and_replayed_ids_are_not_applied_twice() -> None:
     once, _ = apply_contributions(None, "u", cs, tau_s=TAU, seen_max=100)
     # Kafka redelivery: same offsets.
     again, steps = apply_contributions(once, "u", cs, tau_s=TAU, seen_max=100)
+    assert len(steps) == 10
     assert all(dup for _, _, dup in steps)
     assert again == once or (np.array_equal(again.acc, once.acc) and again.event_count == once.event_count)
     # Producer replay: same event ids, new offsets.
@@ -81,6 +82,7 @@ def test_redelivery_and_replayed_ids_are_not_applied_twice() -> None:
         for i, c in enumerate(cs)
     ]
     again2, steps2 = apply_contributions(once, "u", replayed, tau_s=TAU, seen_max=100)
+    assert len(steps2) == 10
     assert all(dup for _, _, dup in steps2)
     assert np.array_equal(again2.acc, once.acc) and again2.event_count == 10
 

@@ -357,6 +357,7 @@ def test_two_workers_reach_the_same_state_as_one(
         results.append(_states(env))
     one, two = results
     assert set(one["users"]) == set(two["users"])
+    assert len(one["users"]) == 5, sorted(one["users"])  # studio (uploads), user0-2, rita
     for user, row in one["users"].items():
         other = two["users"][user]
         assert row.event_count == other.event_count and set(row.seen) == set(other.seen)

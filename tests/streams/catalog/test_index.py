@@ -46,7 +46,9 @@ def test_upsert_replaces_an_items_vector(backend: str) -> None:
     np.testing.assert_array_equal(idx.get("item3"), -vecs[3])
     top = idx.search(-vecs[3:4], 1, [set()])[0]
     assert top[0][0] == "item3" and abs(top[0][1] - 1.0) < 1e-5
-    assert all(item != "item3" for item, _ in idx.search(vecs[3:4], 5, [set()])[0])
+    near = idx.search(vecs[3:4], 5, [set()])[0]
+    assert len(near) == 5, near
+    assert all(item != "item3" for item, _ in near)
 
 
 def test_exact_grows_past_capacity_and_checks_shapes() -> None:
