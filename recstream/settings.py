@@ -98,6 +98,13 @@ class Settings(BaseSettings):
 
     # --- Kafka -------------------------------------------------------------------------
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    kafka_fetch_max_wait_ms: int = Field(
+        10,
+        ge=1,
+        le=1500,
+        description="Longest a worker's fetch waits at the broker for data (see streams/faust_transport.py: "
+        "a long wait stalls busy partitions while idle ones are fetched).",
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="Kafka security protocol."
     )

@@ -23,6 +23,7 @@ from faust.types import TP
 
 from recstream import logs, metrics
 from recstream.settings import Settings
+from streams.faust_transport import DEFAULT_FETCH_MAX_WAIT_MS, Transport
 from streams.kafka_config import aiokafka_config, faust_credentials
 from streams.runtime import Runtime
 from streams.topics import catalog_topic, decode_catalog_item
@@ -38,6 +39,12 @@ class RecstreamApp(faust.App):
     runtime: Runtime | None = None
     runtime_factory: Any = None
     ops_web: OpsWeb | None = None
+    #: Read by the consumer thread of :class:`streams.faust_transport.Transport`.
+    fetch_max_wait_ms: int = DEFAULT_FETCH_MAX_WAIT_MS
+
+    def _new_transport(self) -> Any:
+        # Faust's transport, with the consumer of streams/faust_transport.py (fetch wait).
+        return Transport(self.conf.broker_consumer, self)
 
     async def on_start(self) -> None:
         await super().on_start()
@@ -121,6 +128,7 @@ def create_app(settings: Settings, runtime_factory: Any) -> RecstreamApp:
         loghandlers=[],
     )
     app.runtime_factory = runtime_factory
+    app.fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
 
     def input_topic(name: str) -> faust.TopicT:
         # acks=False: Faust neither tracks nor commits these offsets (see the module docstring).
