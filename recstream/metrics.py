@@ -77,6 +77,12 @@ COMMITS = Counter(
     "Input offset commits after a state flush, by outcome (ok, rejected: the group rebalanced).",
     ["outcome"],
 )
+GC_PAUSE = Histogram(
+    "recstream_gc_pause_seconds",
+    "Python garbage-collector pauses of the process, by generation (2: the oldest).",
+    ["generation"],
+    buckets=_LATENCY_BUCKETS,
+)
 STATE_USERS = Gauge("recstream_state_users", "User states held in memory for the owned partitions.")
 STATE_DIRTY = Gauge("recstream_state_dirty_users", "User states changed since their last write.")
 OFFSET_HOLES = Counter(
@@ -116,3 +122,9 @@ def triton_seconds(model: str) -> Histogram:
 def cassandra_statements(kind: str) -> Counter:
     """Cached child of ``recstream_cassandra_statements_total``."""
     return CASSANDRA_STATEMENTS.labels(kind=kind)
+
+
+@lru_cache(maxsize=4)
+def gc_pause(generation: int) -> Histogram:
+    """Cached child of ``recstream_gc_pause_seconds`` for one collector generation."""
+    return GC_PAUSE.labels(generation=str(generation))

@@ -23,6 +23,7 @@ from faust.types import TP
 
 from recstream import logs, metrics
 from recstream.settings import Settings
+from streams import gcpause
 from streams.faust_transport import DEFAULT_FETCH_MAX_WAIT_MS, Transport
 from streams.kafka_config import aiokafka_config, faust_credentials
 from streams.runtime import Runtime
@@ -53,6 +54,10 @@ class RecstreamApp(faust.App):
             # A click waiting for its item must not hold up a rebalance (which waits for the
             # batches in flight) while the item's upload waits for that very rebalance.
             self.runtime.processor.rebalancing = lambda: bool(self.rebalancing)
+            # The start-up heap (catalogue, model, clients) is long-lived: collections skip it.
+            frozen = gcpause.freeze_startup_heap()
+            gcpause.observe_pauses()
+            log.info("garbage collector: %d start-up objects frozen", frozen)
 
     async def on_stop(self) -> None:
         if self.runtime is not None:
