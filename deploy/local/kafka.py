@@ -128,6 +128,18 @@ def security_properties(
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes in URL-safe base64 without padding.
+
+    Never one that starts with ``-`` (as Kafka's own ``Uuid.randomUuid``): ``kafka-storage
+    format -t -Xy...`` takes such an id for an option and fails (1 start in 64 did, in CI).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _write_private(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` readable by the owner only (it may hold secrets)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -264,7 +276,7 @@ class KafkaService(Service):
         cp = f"{jars}/*"
         if not formatted:
             # KRaft storage must be formatted once with a cluster id before the first start.
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            cluster_id = new_cluster_id()
             scram_args: list[str] = []
             for cred in (user_cred, broker_cred):
                 if cred is not None:

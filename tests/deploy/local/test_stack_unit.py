@@ -65,3 +65,16 @@ def test_cassandra_yaml_binds_loopback_and_fills_every_placeholder(tmp_path: Pat
     assert (
         yaml.safe_load(CassandraService(secured).render_config())["authenticator"] == "PasswordAuthenticator"
     )
+
+
+def test_kraft_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uuid
+
+    from deploy.local import kafka
+
+    # 0xf8 encodes to "-" first in URL-safe base64: kafka-storage would take the id for an option.
+    draws = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x01" * 16)])
+    monkeypatch.setattr(kafka.uuid, "uuid4", lambda: next(draws))
+    cluster_id = kafka.new_cluster_id()
+    assert cluster_id == "AQEBAQEBAQEBAQEBAQEBAQ"
+    assert next(draws, None) is None  # the dashed id was drawn and refused
