@@ -173,6 +173,12 @@ class Settings(BaseSettings):
     image_model_path: Path | None = Field(
         None, description="Optional TorchScript/ONNX image model replacing the built-in descriptor."
     )
+    text_encoder: Literal["onnx-int8", "onnx-fp32", "torch"] = Field(
+        "onnx-int8",
+        description="How the served (and in-process) MiniLM text encoder runs on CPU: onnxruntime with "
+        "int8 matrix products, one text per pass (about 2x PyTorch, cosine >= 0.98 with fp32), "
+        "onnxruntime fp32 (same vectors as PyTorch), or PyTorch eager. GPU instances run PyTorch.",
+    )
 
     # --- recommendation ----------------------------------------------------------------
     k: int = Field(20, ge=1, le=1000, description="Length of published lists (top-K).")

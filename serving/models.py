@@ -63,18 +63,24 @@ def _echo(kind: Kind, params: Params) -> ModelConfig:
 
 
 def _text_encoder(kind: Kind, params: Params) -> ModelConfig:
+    onnx = "onnx_path" in params
     return ModelConfig(
         name="text_encoder",
         inputs=(TensorSpec("TEXT", DataType.BYTES, (1,)),),
         outputs=(TensorSpec("EMBEDDING", DataType.FP32, (384,)),),
         max_batch_size=128,
-        dynamic_batching=DynamicBatching(preferred_batch_sizes=(16, 32, 64), max_queue_delay_us=2000),
+        dynamic_batching=DynamicBatching(preferred_batch_sizes=(16, 32, 64, 128), max_queue_delay_us=2000),
         # On CPU, one single-threaded instance per core; a GPU instance batches on its own.
         instance_group=InstanceGroup(kind=kind, count=2 if kind == "KIND_CPU" else 1),
         latest_versions=1,
         # One intra-op thread per instance: on a small shared host OpenMP threads spin-wait
         # against the JVMs and batch-1 latency gets ~10x worse; scale with instances instead.
-        parameters=(("threads", "1"), ("batch_size", "64")),
+        # ``onnx_path``: run the exported model with onnxruntime (encoders/text_onnx.py).
+        parameters=(
+            ("threads", "1"),
+            ("batch_size", params.get("batch_size", "128" if onnx else "64")),
+            *((("onnx_path", params["onnx_path"]),) if onnx else ()),
+        ),
     )
 
 

@@ -61,12 +61,33 @@ def stage_fusion(vdir: Path, artefact: Path | None) -> FusionInfo:
     return read_info(dest)
 
 
+def text_encoder_params(choice: str, kind: Kind, cache_dir: Path) -> Params:
+    """Parameters of ``text_encoder`` for a ``RECSTREAM_TEXT_ENCODER`` choice.
+
+    On CPU an ``onnx-*`` choice exports the bundled MiniLM once into ``cache_dir``
+    (:func:`encoders.text_onnx.exported_model`) and points the model at the file; GPU instances
+    and the ``torch`` choice run PyTorch.
+    """
+    if kind != "KIND_CPU" or choice == "torch":
+        return {}
+    from encoders.text_onnx import exported_model  # torch and onnx: only when building
+
+    precision = choice.removeprefix("onnx-")
+    if precision not in ("fp32", "int8"):
+        raise ValueError(f"unknown text encoder {choice!r}")
+    path = exported_model(cache_dir, precision)  # type: ignore[arg-type]
+    # int8 runs one text per pass: dynamic quantisation scales activations per pass, so in a
+    # batch a text's vector would depend on its neighbours (replays and evaluation must not).
+    return {"onnx_path": str(path), "batch_size": "1" if precision == "int8" else "128"}
+
+
 def build_repository(
     dest_root: Path,
     kind: Kind,
     *,
     model_dir: Path | None = None,
     image_params: Params | None = None,
+    text_params: Params | None = None,
     names: Iterable[str] | None = None,
 ) -> list[str]:
     """(Re)build the repository at ``dest_root`` with the named models (default: all).
@@ -76,6 +97,7 @@ def build_repository(
         kind: Instance kind of the encoders and fusion.
         model_dir: Where trained fusion artefacts live (None: untrained v0).
         image_params: Parameters of ``image_encoder`` (e.g. ``image_model_path``).
+        text_params: Parameters of ``text_encoder`` (see :func:`text_encoder_params`).
         names: Subset of models.
     """
     shutil.rmtree(dest_root, ignore_errors=True)
@@ -90,6 +112,8 @@ def build_repository(
             params = dict(info.parameters())
         elif name == "image_encoder":
             params = dict(image_params or {})
+        elif name == "text_encoder":
+            params = dict(text_params or {})
         write_model(dest_root, model, kind, params)
         written.append(name)
     return written

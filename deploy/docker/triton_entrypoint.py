@@ -24,7 +24,7 @@ from pathlib import Path
 from recstream.settings import Settings, load_settings
 from serving.launcher import find_triton, prepare_backends, server_argv, server_env
 from serving.models import instance_kind
-from serving.repository import build_repository
+from serving.repository import build_repository, text_encoder_params
 
 LOOPBACK_FLAGS = ("--http-address=", "--grpc-address=", "--metrics-address=")
 
@@ -38,7 +38,10 @@ def build(settings: Settings, repository: Path) -> list[str]:
     if settings.image_model_path:
         image_params["image_model_path"] = str(settings.image_model_path)
     kind = instance_kind(settings.triton_device)
-    names = build_repository(repository, kind, model_dir=settings.model_dir, image_params=image_params)
+    text_params = text_encoder_params(settings.text_encoder, kind, settings.cache_dir)
+    names = build_repository(
+        repository, kind, model_dir=settings.model_dir, image_params=image_params, text_params=text_params
+    )
     print(f"triton-entrypoint: built {', '.join(names)} ({kind}) in {repository}", flush=True)
     return names
 

@@ -7,7 +7,7 @@ import urllib.request
 from deploy.local.base import Launch, Service
 from serving.launcher import find_triton, prepare_backends, server_argv, server_env
 from serving.models import instance_kind
-from serving.repository import build_repository
+from serving.repository import build_repository, text_encoder_params
 
 
 class TritonService(Service):
@@ -34,7 +34,10 @@ class TritonService(Service):
         }
         if self.settings.image_model_path:
             image_params["image_model_path"] = str(self.settings.image_model_path)
-        build_repository(repo, kind, model_dir=self.settings.model_dir, image_params=image_params)
+        text_params = text_encoder_params(self.settings.text_encoder, kind, self.settings.cache_dir)
+        build_repository(
+            repo, kind, model_dir=self.settings.model_dir, image_params=image_params, text_params=text_params
+        )
         backends = prepare_backends(inst, self.home / "backends")
         s = self.settings
         argv = server_argv(

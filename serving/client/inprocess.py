@@ -24,16 +24,26 @@ class InProcessClient(InferenceClient):
         fusion_artefact: Artefact folder of the fusion model (``model.pt`` + ``meta.json``).
         image_model_path: Optional TorchScript/ONNX image model (default: the descriptor).
         offload: Run model calls in a thread, so an event loop stays responsive.
+        text_encoder: ``RECSTREAM_TEXT_ENCODER`` choice (as the served model; default PyTorch).
+        cache_dir: Where the ONNX export of the text encoder is cached (``onnx-*`` choices).
     """
 
     def __init__(
-        self, fusion_artefact: Path, image_model_path: Path | None = None, *, offload: bool = False
+        self,
+        fusion_artefact: Path,
+        image_model_path: Path | None = None,
+        *,
+        offload: bool = False,
+        text_encoder: str = "torch",
+        cache_dir: Path | None = None,
     ) -> None:
         from encoders.image import build_image_encoder
-        from encoders.text import TextEncoder
+        from encoders.text_onnx import build_text_encoder
         from serving.pipelines import FusionPipeline
 
-        self.text = TextEncoder()
+        if text_encoder != "torch" and cache_dir is None:
+            raise ValueError(f"text encoder {text_encoder!r} needs a cache_dir for its ONNX export")
+        self.text = build_text_encoder(text_encoder, cache_dir or Path("."))
         self.image = build_image_encoder(image_model_path)
         self.fusion = FusionPipeline(fusion_artefact)
         self.offload = offload

@@ -183,7 +183,10 @@ async def run_inprocess(
     timings["baselines_fit_s"] = clock() - t0
 
     t0 = clock()
-    client = PrecomputedClient(InProcessClient(artefact))
+    # The text encoder the served model runs with the same settings: identical review vectors.
+    client = PrecomputedClient(
+        InProcessClient(artefact, text_encoder=settings.text_encoder, cache_dir=settings.cache_dir)
+    )
     await client.warm([e for _, e in events], known_text)
     info = await client.model_info()
     timings["models_warm_s"] = clock() - t0

@@ -78,3 +78,21 @@ def test_built_repository_has_config_and_source_for_every_model(tmp_path: Path) 
         folder = tmp_path / "repo" / name
         assert (folder / "config.pbtxt").read_text().startswith(f'name: "{name}"')
         assert (folder / "1" / "model.py").exists()
+
+
+def test_text_encoder_runs_onnx_on_cpu_and_pytorch_otherwise(tmp_path: Path) -> None:
+    from serving.repository import text_encoder_params
+
+    assert text_encoder_params("torch", "KIND_CPU", tmp_path) == {}
+    assert text_encoder_params("onnx-int8", "KIND_GPU", tmp_path) == {}
+    with pytest.raises(ValueError):
+        text_encoder_params("onnx-fp8", "KIND_CPU", tmp_path)
+    params = text_encoder_params("onnx-int8", "KIND_CPU", tmp_path)
+    onnx = Path(params["onnx_path"])
+    assert onnx.is_file() and onnx.is_relative_to(tmp_path)  # exported into the given cache
+    build_repository(tmp_path / "repo", "KIND_CPU", text_params=params, names=["text_encoder"])
+    text = (tmp_path / "repo" / "text_encoder" / "config.pbtxt").read_text()
+    assert f'string_value: "{onnx}"' in text
+    assert "preferred_batch_size: [ 16, 32, 64, 128 ]" in text
+    build_repository(tmp_path / "repo", "KIND_CPU", names=["text_encoder"])
+    assert "onnx_path" not in (tmp_path / "repo" / "text_encoder" / "config.pbtxt").read_text()

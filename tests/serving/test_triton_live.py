@@ -60,12 +60,13 @@ async def test_paraphrases_are_closer_than_unrelated_sentences(client: TritonCli
 
 
 async def test_served_text_and_fusion_equal_in_process_outputs(client: TritonClient, stack: Settings) -> None:
-    from encoders.text import TextEncoder
+    from encoders.text_onnx import build_text_encoder
     from serving.pipelines import FusionPipeline
 
     texts = ["Toy Story (1995). Genres: Animation, Comedy", "héllo wörld ✓", ""]
     served = await client.encode_text(texts)
-    local = TextEncoder().encode(texts)
+    # The encoder the stack serves (RECSTREAM_TEXT_ENCODER), run here: the same vectors.
+    local = build_text_encoder(stack.text_encoder, stack.cache_dir).encode(texts)
     np.testing.assert_allclose(served, local, atol=1e-4)
 
     fusion_dir = max(

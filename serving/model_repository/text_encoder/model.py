@@ -1,17 +1,17 @@
 """``text_encoder``: all-MiniLM-L6-v2, tokenisation inside, so clients send strings.
 
 TEXT: BYTES [batch, 1] UTF-8 strings -> EMBEDDING: FP32 [batch, 384], L2-normalised. All
-requests of one dynamic batch are encoded in one forward pass.
+requests of one dynamic batch are encoded in one pass. With the ``onnx_path`` parameter the
+model runs the ONNX export with onnxruntime (:mod:`encoders.text_onnx`), otherwise PyTorch.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
-import torch
 import triton_python_backend_utils as pb_utils  # provided by Triton's Python backend
 from _common import device, parameters, split_rows
-
-from encoders.text import TextEncoder, TextEncoderConfig
 
 
 class TritonPythonModel:
@@ -19,10 +19,19 @@ class TritonPythonModel:
 
     def initialize(self, args):  # type: ignore[no-untyped-def]
         params = parameters(args)
-        torch.set_num_threads(int(params.get("threads", "1")))
-        self.encoder = TextEncoder(
-            TextEncoderConfig(batch_size=int(params.get("batch_size", "64"))), device=device(args)
-        )
+        threads = int(params.get("threads", "1"))
+        batch_size = int(params.get("batch_size", "64"))
+        if params.get("onnx_path"):
+            from encoders.text_onnx import OnnxTextEncoder
+
+            self.encoder = OnnxTextEncoder(Path(params["onnx_path"]), threads=threads, batch_size=batch_size)
+        else:
+            import torch
+
+            from encoders.text import TextEncoder, TextEncoderConfig
+
+            torch.set_num_threads(threads)
+            self.encoder = TextEncoder(TextEncoderConfig(batch_size=batch_size), device=device(args))
 
     def execute(self, requests):  # type: ignore[no-untyped-def]
         arrays, counts = split_rows(requests, "TEXT", pb_utils.get_input_tensor_by_name)
