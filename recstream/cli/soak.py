@@ -94,6 +94,13 @@ def _mib(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
+def outcome(worked: bool, target_status: int) -> str:
+    """The run's one-word verdict: a run that worked but missed a required target is no pass."""
+    if not worked:
+        return "FAIL"
+    return "pass" if target_status == 0 else "missed required targets"
+
+
 def summary(report: dict[str, Any], png_name: str) -> str:
     """The soak section of docs/RELIABILITY.md."""
     from recstream.provenance import describe
@@ -167,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
             deployment.drop()
     ok = report["missing"] == 0 and report["worker_alive"] and report["lag"]["zero_after_s"] is not None
     report.update(
-        outcome="pass" if ok else "FAIL",
+        outcome=outcome(ok, 0),
         date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         command=f"recstream soak --rate {args.rate:g} --minutes {args.minutes:g} --dataset {args.dataset}"
         + required_args(args),
@@ -178,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
         provenance=prov,
     )
     status = tg.report_targets(report, required, enforced, tg.SOAK_FIGURES, "soak")
+    report["outcome"] = outcome(ok, status)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     png = args.doc.parent / "soak.png"

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from recstream import targets as tg
-from recstream.cli.soak import summary
+from recstream.cli.soak import outcome, summary
 from recstream.settings import load_settings
 from schemas.events import ClickEvent
 from streams.soak import (
@@ -158,3 +158,10 @@ def test_soak_command_records_the_target_options() -> None:
     assert required_args(parse(["soak", "--require"])) == " --require"
     typed = parse(["soak", "--require", "missing=0", "--require-file", "t.toml", "--target-set", "quick"])
     assert required_args(typed) == " --require missing=0 --require-file t.toml --target-set quick"
+
+
+def test_outcome_is_no_pass_when_a_required_target_is_missed() -> None:
+    assert outcome(True, 0) == "pass"
+    assert outcome(True, 3) == "missed required targets"
+    assert outcome(False, 0) == "FAIL"
+    assert outcome(False, 3) == "FAIL"
