@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Creates .venv/ at the repo root with every dependency and the `recstream` command.
 #
-# Third-party packages (torch alone is several GB) live in one cached environment keyed by a
-# hash of the dependency list and the interpreter, under $RECSTREAM_CACHE_DIR (default
-# ~/.cache/recstream). .venv/ itself is a small real venv whose site-packages points at that
-# cache through a .pth file, plus an editable install of this checkout: a second clone or a
-# re-install costs seconds, and two clones never fight over one editable path.
+# Third-party packages (torch alone is several GB) are installed exactly as pinned, with their
+# hashes, from requirements.lock (base + every extra; `make lock` re-resolves it from
+# pyproject.toml). They live in one cached environment keyed by a hash of that lock file and
+# the interpreter, under $RECSTREAM_CACHE_DIR (default ~/.cache/recstream). .venv/ itself is a
+# small real venv whose site-packages points at that cache through a .pth file, plus an
+# editable install of this checkout: a second clone or a re-install costs seconds, and two
+# clones never fight over one editable path.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -27,33 +29,57 @@ if not sysconfig.get_config_var("Py_ENABLE_SHARED"):
 PY
 
 cache=${RECSTREAM_CACHE_DIR:-$HOME/.cache/recstream}
-deps=$("$py" - <<'PY'
-import tomllib
-p = tomllib.load(open("pyproject.toml", "rb"))["project"]
-reqs = list(p["dependencies"]) + [r for extra in p.get("optional-dependencies", {}).values() for r in extra]
-print("\n".join(sorted(set(reqs))))
-PY
-)
-key=$(printf '%s\n%s\n' "$("$py" -c 'import sys; print(sys.version)')" "$deps" | sha256sum | cut -c1-16)
+lock=requirements.lock
+[ -f "$lock" ] || { echo "install: $lock is missing (run \`make lock\`)" >&2; exit 1; }
+key=$( { "$py" -c 'import sys; print(sys.version)'; cat "$lock"; } | sha256sum | cut -c1-16)
 env="$cache/envs/$key"
 
 if [ ! -f "$env/.complete" ]; then
   echo "install: building dependency environment $env (first time only; torch is large)"
   rm -rf "$env.partial"
   mkdir -p "$cache/envs"
+  start=$(date +%s)
   "$py" -m venv "$env.partial"
-  "$env.partial/bin/python" -m pip install -q --upgrade pip "setuptools>=68" wheel
-  # shellcheck disable=SC2086
-  printf '%s\n' "$deps" > "$env.partial/requirements.in"
-  "$env.partial/bin/python" -m pip install --progress-bar off -r "$env.partial/requirements.in"
+  # Exactly the locked files (pip, setuptools and wheel included): nothing is resolved here, and
+  # a file whose hash differs from the lock's is refused. `pip check` catches a lock missing a
+  # dependency (--no-deps would not).
+  "$env.partial/bin/python" -m pip install --progress-bar off --disable-pip-version-check \
+    --require-hashes --no-deps -r "$lock"
+  "$env.partial/bin/python" -m pip check
+  cp "$lock" "$env.partial/requirements.hashes.lock"
+  # Plain name==version pins of what is installed: read by `make audit` (deploy/local/audit.py).
   "$env.partial/bin/python" -m pip freeze > "$env.partial/requirements.lock"
   # venv scripts embed their absolute path; fix them up after the move.
   mv "$env.partial" "$env"
   grep -rlI --exclude-dir=lib "$env.partial" "$env/bin" | xargs -r sed -i "s#$env.partial#$env#g"
   touch "$env/.complete"
+  echo "install: dependency environment built in $(( $(date +%s) - start ))s"
 else
   echo "install: reusing cached dependency environment $env"
 fi
+
+# The lock must still satisfy pyproject.toml (base + every extra): an edit there without
+# `make lock` would otherwise install stale pins silently.
+"$env/bin/python" - <<'PY' || exit 1
+import sys, tomllib
+from importlib.metadata import PackageNotFoundError, version
+from packaging.requirements import Requirement
+p = tomllib.load(open("pyproject.toml", "rb"))["project"]
+reqs = list(p["dependencies"]) + [r for extra in p.get("optional-dependencies", {}).values() for r in extra]
+bad = []
+for r in map(Requirement, reqs):
+    if r.marker is not None and not r.marker.evaluate():
+        continue
+    try:
+        v = version(r.name)
+    except PackageNotFoundError:
+        bad.append(f"{r} (not in the lock)")
+        continue
+    if not r.specifier.contains(v, prereleases=True):
+        bad.append(f"{r} (locked {v})")
+if bad:
+    sys.exit("install: requirements.lock does not satisfy pyproject.toml; run `make lock`:\n  " + "\n  ".join(bad))
+PY
 
 rm -rf .venv
 "$py" -m venv --without-pip .venv
