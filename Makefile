@@ -17,6 +17,31 @@ help: ## List the targets
 
 install: .venv/.installed ## Create .venv/ with every dependency and the `recstream` command (cached: seconds the second time)
 
+# Dependencies: `make install` installs requirements.lock (base + every extra, hashed, no
+# resolution); requirements-worker.lock is the base alone (a lean worker: `pip install
+# --require-hashes --no-deps -r requirements-worker.lock && pip install --no-deps .`). `make
+# lock` re-resolves both from pyproject.toml, keeping today's pins where they still fit
+# (LOCK_ARGS=--upgrade: newest allowed versions; --upgrade-package NAME: one package). The
+# `-` input adds pip/setuptools/wheel (the editable install's build tools). Linux x86-64,
+# glibc >= 2.35 (nvidia-pytriton's wheel), Python 3.11. uv is installed into the cache dir.
+.PHONY: lock
+.venv/.installed: requirements.lock
+UV_VERSION ?= 0.13.9
+UV_DIR := $(or $(RECSTREAM_CACHE_DIR),$(HOME)/.cache/recstream)/tools/uv-$(UV_VERSION)
+UV := $(UV_DIR)/bin/uv
+LOCK_ARGS ?=
+LOCK_FLAGS = --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_35 \
+	--custom-compile-command "make lock" $(LOCK_ARGS)
+LOCK_BUILD_TOOLS = printf 'pip\nsetuptools>=68\nwheel\n'
+
+$(UV):
+	rm -rf $(UV_DIR) && python3 -m venv $(UV_DIR) && $(UV_DIR)/bin/pip install -q "uv==$(UV_VERSION)"
+
+lock: $(UV) ## Re-resolve requirements.lock from pyproject.toml (uv, hashes)
+	$(LOCK_BUILD_TOOLS) | $(UV) pip compile pyproject.toml - --all-extras $(LOCK_FLAGS) -o requirements.lock >/dev/null
+	$(LOCK_BUILD_TOOLS) | $(UV) pip compile pyproject.toml - -c requirements.lock $(LOCK_FLAGS) \
+		-o requirements-worker.lock >/dev/null
+
 test: install ## Run the whole suite against real Kafka, Cassandra and Triton (started if not up; minutes-long chaos tests excluded)
 	@set +e; $(PY) -m pytest -m "not long" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
@@ -30,10 +55,11 @@ chaos: install ## Fault injection on an isolated second stack (tests/chaos): rep
 	if [ $$rc -eq 5 ]; then echo "make chaos: pytest collected no tests: failing" >&2; exit 1; fi; \
 	if [ $$rc -eq 0 ] && [ $$rrc -ne 0 ]; then echo "make chaos: the report could not be rendered" >&2; exit $$rrc; fi; exit $$rc
 
-lint: install ## ruff format check, ruff lint, mypy, dependency audit (warns if its service is unreachable)
+lint: install ## ruff format check, ruff lint, mypy, import-linter layers (.importlinter), dependency audit (warns if its service is unreachable)
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 	$(PY) -m mypy recstream streams encoders serving schemas deploy
+	$(PY) -c 'import sys; from importlinter.cli import lint_imports_command; sys.argv[0] = "lint-imports"; lint_imports_command()'
 	@$(MAKE) --no-print-directory audit AUDIT_IF_UNREACHABLE=warn
 
 AUDIT_IF_UNREACHABLE ?= fail

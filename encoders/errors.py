@@ -11,7 +11,7 @@ callers (the Triton Python backend, the CLI) can catch one type::
     └── TrainingError            training cannot run (no data before the cut, bad settings)
 
 Bad *input* bytes are not encoder failures: the image encoders let
-:class:`encoders.imaging.ImageError` (a ``ValueError``) through unchanged, because the edge
+:class:`schemas.imaging.ImageError` (a ``ValueError``) through unchanged, because the edge
 validation raises the same type and the stream sends both to the dead-letter topic.
 """
 

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -32,6 +33,24 @@ MODALITIES: tuple[str, ...] = ("text", "image", "features", "id")
 FORMAT_VERSION = 1
 MODEL_FILE = "model.pt"
 META_FILE = "meta.json"
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureStats:
+    """Per-feature mean and standard deviation used to standardise numeric features."""
+
+    mean: list[float]
+    std: list[float]
+
+    @classmethod
+    def fit(cls, rows: np.ndarray) -> FeatureStats:
+        """Statistics of ``rows`` ``[n, d]`` (a zero std becomes 1)."""
+        std = rows.std(0)
+        return cls(rows.mean(0).tolist(), np.where(std > 0, std, 1.0).tolist())
+
+    def apply(self, rows: np.ndarray) -> np.ndarray:
+        """Standardise ``rows``; float32."""
+        return ((rows - np.asarray(self.mean)) / np.asarray(self.std)).astype(np.float32)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ semantics ("a cat"), which a real vision model should supply: set ``image_model_
 :mod:`encoders.image_models`) and :func:`build_image_encoder` loads it instead.
 
 Every encoder takes encoded bytes (JPEG/PNG/WebP) and decodes them with
-:func:`encoders.imaging.decode_image`, which raises :class:`encoders.imaging.ImageError` on bad
+:func:`schemas.imaging.decode_image`, which raises :class:`schemas.imaging.ImageError` on bad
 input.
 """
 
@@ -30,14 +30,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
-from PIL import Image
 
 from encoders.errors import ModelLoadError
-from encoders.imaging import decode_image
-from recstream.settings import Settings
-
-DEFAULT_MAX_BYTES: int = Settings.model_fields["max_image_bytes"].default
-DEFAULT_MAX_PIXELS: int = Settings.model_fields["max_image_pixels"].default
+from encoders.pixels import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, to_tensor
+from schemas.imaging import decode_image
 
 
 @runtime_checkable
@@ -83,14 +79,6 @@ class DescriptorConfig:
         """Descriptor width."""
         colour = self.colour_grid**2 * (self.hue_bins + self.sat_bins + self.val_bins)
         return colour + self.hog_grid**2 * self.orientations + self.layout_grid**2
-
-
-def to_tensor(img: Image.Image, size: tuple[int, int]) -> torch.Tensor:
-    """RGB PIL image -> ``float32 [3, H, W]`` in ``[0, 1]``, resized to ``size`` (W, H)."""
-    # reducing_gap: decimate big images first (fast, bounded memory), then resample properly.
-    small = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    arr = np.asarray(small, dtype=np.float32) / 255.0
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
 
 
 def _soft_hist(values: torch.Tensor, bins: int, weight: torch.Tensor, circular: bool) -> torch.Tensor:
@@ -251,13 +239,4 @@ def build_image_encoder(
         return image_models.OnnxImageEncoder(path, max_bytes=max_bytes, max_pixels=max_pixels)
     raise ModelLoadError(
         f"{path}: unknown image model type {suffix!r}; use .pt/.ts/.torchscript, .pt2 or .onnx"
-    )
-
-
-def image_encoder_from_settings(settings: Settings) -> ImageEncoder:
-    """:func:`build_image_encoder` with ``image_model_path`` and the image limits of settings."""
-    return build_image_encoder(
-        settings.image_model_path,
-        max_bytes=settings.max_image_bytes,
-        max_pixels=settings.max_image_pixels,
     )

@@ -37,8 +37,8 @@ import torch
 from PIL import Image
 
 from encoders.errors import BackendUnavailableError, ModelLoadError, ModelOutputError
-from encoders.image import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, to_tensor
-from encoders.imaging import decode_image
+from encoders.pixels import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, to_tensor
+from schemas.imaging import decode_image
 
 TORCHSCRIPT_SUFFIXES = frozenset({".pt", ".ts", ".torchscript"})
 EXPORT_SUFFIXES = frozenset({".pt2"})

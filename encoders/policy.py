@@ -1,6 +1,6 @@
 """How events move a user state: the decay constant and the weight of each event.
 
-Training, :mod:`encoders.quick_eval` and the stream worker must agree on these numbers, so the
+Training, :mod:`recstream.lab.training.quick_eval` and the stream worker must agree on these numbers, so the
 trained artefact stores the policy it was fitted with (``meta.json`` -> ``user_state``) and the
 worker can read it back with :meth:`UserStatePolicy.from_dict`. Pure Python (no torch), so the
 worker can import it cheaply.
@@ -9,9 +9,21 @@ worker can import it cheaply.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from recstream.settings import Settings
+
+class PolicySource(Protocol):
+    """What :meth:`UserStatePolicy.from_settings` reads (:class:`recstream.settings.Settings`).
+
+    A protocol, not an import: :mod:`encoders` imports only :mod:`schemas` (``.importlinter``).
+    """
+
+    weight_click: float
+    weight_review: float
+    decay_tau_s: float
+
+    @property
+    def model_fields_set(self) -> set[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +50,7 @@ class UserStatePolicy:
             raise ValueError("tau_s and the weights must be positive")
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> UserStatePolicy:
+    def from_settings(cls, settings: PolicySource, **overrides: Any) -> UserStatePolicy:
         """Policy with weights from the settings; ``overrides`` win.
 
         The decay is the settings' only when ``RECSTREAM_DECAY_TAU_S`` is set explicitly;

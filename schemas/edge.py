@@ -27,7 +27,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from encoders.imaging import ImageError, decode_image
 from schemas.errors import InvalidJsonError
 from schemas.events import (
     EVENT_CLASSES,
@@ -36,6 +35,7 @@ from schemas.events import (
     UploadEvent,
     validation_problem,
 )
+from schemas.imaging import ImageError, decode_image
 from schemas.jsonio import loads_strict
 from schemas.limits import Limits
 

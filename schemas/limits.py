@@ -9,13 +9,30 @@ describe the default deployment only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # pragma: no cover - typing only; keeps this module import-light
-    from recstream.settings import Settings
+from typing import Protocol
 
 #: One day: events stamped further ahead of the consumer's clock are refused (clock skew bound).
 DEFAULT_MAX_FUTURE_MS = 86_400_000
+
+
+class LimitSource(Protocol):
+    """What :meth:`Limits.from_settings` reads: :class:`recstream.settings.Settings` has it all.
+
+    A protocol rather than an import, because :mod:`schemas` imports nothing of the project
+    (the import-linter contracts in ``.importlinter``).
+    """
+
+    max_message_bytes: int
+    max_text_chars: int
+    max_title_chars: int
+    max_id_chars: int
+    max_list_items: int
+    max_features: int
+    max_image_bytes: int
+    max_image_pixels: int
+    topic_click: str
+    topic_upload: str
+    topic_review: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +68,7 @@ class Limits:
     topic_review: str = "events.review"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
+    def from_settings(cls, settings: LimitSource) -> Limits:
         """Limits and topic names of a deployment.
 
         Args:

@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from encoders.catalog import FeatureStats
-from encoders.fusion import FusionConfig, FusionModel, load_fusion, save_fusion
+from encoders.fusion import FeatureStats, FusionConfig, FusionModel, load_fusion, save_fusion
 from serving.client.base import FusionInfo
 
 UNTRAINED_VERSION = "fusion-v0-untrained"

@@ -1,8 +1,8 @@
 """Pure mapping from upload events to the fusion model's inputs.
 
 The text template must equal the one the fusion model was trained on
-(:func:`encoders.catalog.movie_text`): ``"Title. Genres: A, B"``; a test pins the two together,
-since train/serve skew here would silently degrade every new item's embedding.
+(:func:`recstream.lab.training.item_table.movie_text`): ``"Title. Genres: A, B"``; a test pins
+the two together, since train/serve skew here would silently degrade every new item's embedding.
 """
 
 from __future__ import annotations

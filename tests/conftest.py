@@ -10,10 +10,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from recstream.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from encoders.text import TextEncoder
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -62,3 +66,11 @@ def shared_movielens() -> Path:
     if not (path / "ratings.csv").exists():
         pytest.fail(f"shared dataset missing at {path}; tests expect ../shared/data beside the repo")
     return path
+
+
+@pytest.fixture(scope="session")
+def text_encoder() -> TextEncoder:
+    """The bundled all-MiniLM-L6-v2, loaded once per session (about a second on CPU)."""
+    from encoders.text import TextEncoder  # torch: only the tests that ask for it pay
+
+    return TextEncoder()

@@ -20,8 +20,8 @@ versions keep their names and meaning::
         key review: review path bursts (text encoder)
     stream_config                     clicks, rate, fresh_rates, fresh_seconds, reviews, ...
     load_average_1m.{start,end}
-    provenance                        recstream.provenance: commit, dirty, date, machine, settings
-    targets                           recstream.targets.outcomes_json: source, enforced, met,
+    provenance                        recstream.lab.provenance: commit, dirty, date, machine, settings
+    targets                           recstream.lab.targets.outcomes_json: source, enforced, met,
                                       missed[], figures.<name>.{value,op,target,met,shortfall,unit}
 
 ``targets`` checks the required set (``--require``, exit 3 when one is missed) or, when none
@@ -40,7 +40,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from recstream import targets as tg
+from recstream.lab import targets as tg
 from recstream.settings import REPO_ROOT, load_settings
 
 STREAM_ROWS = ("click", "passthrough", "faust_passthrough", "review")
@@ -93,10 +93,10 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from deploy.local.stack import Stack
-    from recstream.provenance import provenance
-    from streams.bench import bench_cassandra, bench_triton, machine
-    from streams.bench_stream import WORKER_OVERRIDES, StreamBenchConfig, run_stream_benchmarks
-    from streams.workerproc import recstream_environ
+    from recstream.lab.bench import bench_cassandra, bench_triton, machine
+    from recstream.lab.bench_stream import WORKER_OVERRIDES, StreamBenchConfig, run_stream_benchmarks
+    from recstream.lab.provenance import provenance
+    from recstream.lab.workerproc import recstream_environ
 
     settings = load_settings()
     # Taken first: the code and machine as the run starts (the run rewrites docs/BENCHMARKS.md).
@@ -177,7 +177,7 @@ def markdown_doc(
     report: Mapping[str, Any], table: str, stream_md: str, required: tg.Required, enforced: bool
 ) -> str:
     """docs/BENCHMARKS.md."""
-    from recstream.provenance import describe
+    from recstream.lab.provenance import describe
 
     load = report["load_average_1m"]
     t = report["targets"]
@@ -225,7 +225,7 @@ def _row(r: Mapping[str, Any]) -> str:
 
 def profile_table(profile: Mapping[str, Any]) -> str:
     """Where a click's time went on the worker (its stage histograms over the click bursts)."""
-    from streams.bench import BATCH_STAGES
+    from recstream.lab.bench import BATCH_STAGES
 
     stages = profile["stages"]
     order = [k for k in BATCH_STAGES if k in stages] + sorted(k for k in stages if k not in BATCH_STAGES)

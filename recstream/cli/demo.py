@@ -73,11 +73,11 @@ def run(args: argparse.Namespace) -> int:
     from rich.live import Live
 
     from deploy.local.stack import Stack
+    from recstream.lab.datasets import load_movielens, parse_dataset_arg
+    from recstream.lab.demo import LiveLists, most_active_users
+    from recstream.lab.replay import KafkaEventSink, Pacer, movielens_events
     from serving.repository import latest_trained
-    from streams.datasets import load_movielens, parse_dataset_arg
-    from streams.demo import LiveLists, most_active_users
     from streams.kafka_config import kafka_python_config
-    from streams.replay import KafkaEventSink, Pacer, movielens_events
     from streams.state.schema import apply_schema
     from streams.topics import ensure_topics
 

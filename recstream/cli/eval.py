@@ -22,7 +22,7 @@ from recstream.settings import REPO_ROOT, load_settings
 if TYPE_CHECKING:
     import numpy as np
 
-    from streams.datasets import MovieLens
+    from recstream.lab.datasets import MovieLens
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def known_texts(ml: MovieLens, cache_dir: Path) -> dict[str, np.ndarray]:
     """Text embeddings of the catalogue from the training cache (computed there if absent)."""
-    from encoders.catalog import cached_text_embeddings, movie_text
+    from recstream.lab.training.item_table import cached_text_embeddings, movie_text
 
     ids, emb = cached_text_embeddings(ml, cache_dir)
     return {movie_text(ml.movies[int(m)]): emb[r] for r, m in enumerate(ids.tolist())}
@@ -77,13 +77,13 @@ def run(args: argparse.Namespace) -> int:
     """Execute ``eval``."""
     import torch
 
-    from encoders.catalog import dataset_fingerprint
-    from recstream.provenance import provenance
+    from recstream.lab.datasets import DatasetError, load_movielens, parse_dataset_arg
+    from recstream.lab.evaluation.inprocess import LeakError, run_inprocess
+    from recstream.lab.evaluation.pipeline import PipelineEvalError, parity, run_pipeline
+    from recstream.lab.evaluation.report import build_report, markdown_table, write_report
+    from recstream.lab.provenance import provenance
+    from recstream.lab.training.item_table import dataset_fingerprint
     from serving.repository import latest_trained
-    from streams.datasets import DatasetError, load_movielens, parse_dataset_arg
-    from streams.evaluation.inprocess import LeakError, run_inprocess
-    from streams.evaluation.pipeline import PipelineEvalError, parity, run_pipeline
-    from streams.evaluation.report import build_report, markdown_table, write_report
 
     t0 = time.monotonic()
     torch.set_num_threads(max(1, args.threads))

@@ -63,9 +63,8 @@ def run(args: argparse.Namespace) -> int:
     # Heavy imports here, so `recstream --help` stays fast.
     from tqdm import tqdm
 
-    from recstream.settings import load_settings
-    from streams.datasets import DatasetError, load_movielens, parse_dataset_arg
-    from streams.replay import (
+    from recstream.lab.datasets import DatasetError, load_movielens, parse_dataset_arg
+    from recstream.lab.replay import (
         EventSink,
         JsonlSink,
         KafkaEventSink,
@@ -75,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         movielens_events,
         replay,
     )
+    from recstream.settings import load_settings
 
     settings = load_settings()
     try:

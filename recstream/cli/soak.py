@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from recstream import targets as tg
+from recstream.lab import targets as tg
 from recstream.settings import REPO_ROOT
 
 SAMPLE = REPO_ROOT / "deploy" / "local" / "sample" / "movielens"
@@ -103,7 +103,7 @@ def outcome(worked: bool, target_status: int) -> str:
 
 def summary(report: dict[str, Any], png_name: str) -> str:
     """The soak section of docs/RELIABILITY.md."""
-    from recstream.provenance import describe
+    from recstream.lab.provenance import describe
 
     f, rss, lag = report["freshness_ms"], report["rss_mib"], report["lag"]
     zero = "never" if lag["zero_after_s"] is None else f"{lag['zero_after_s']:.0f} s"
@@ -151,12 +151,12 @@ def run(args: argparse.Namespace) -> int:
     if args.list_figures:
         print(tg.describe(tg.SOAK_FIGURES, required.targets))
         return 0
-    from recstream.provenance import provenance
+    from recstream.lab.datasets import load_movielens, parse_dataset_arg
+    from recstream.lab.provenance import provenance
+    from recstream.lab.replay import movielens_events
+    from recstream.lab.soak import SoakConfig, replace_section, run_soak
+    from recstream.lab.workerproc import Deployment, recstream_environ
     from recstream.settings import load_settings
-    from streams.datasets import load_movielens, parse_dataset_arg
-    from streams.replay import movielens_events
-    from streams.soak import SoakConfig, replace_section, run_soak
-    from streams.workerproc import Deployment, recstream_environ
 
     settings = load_settings()
     base = recstream_environ()

@@ -13,7 +13,7 @@ from recstream.settings import REPO_ROOT, load_settings
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``train`` command."""
-    from encoders.train import TrainConfig
+    from recstream.lab.training.config import TrainConfig  # torch-free: --help stays light
 
     d = TrainConfig()
     p = sub.add_parser(
@@ -61,12 +61,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Execute ``train``."""
     from encoders.artefact import write_artefact
-    from encoders.catalog import cached_text_embeddings, dataset_fingerprint
     from encoders.errors import EncoderError
     from encoders.policy import UserStatePolicy
-    from encoders.quick_eval import prequential
-    from encoders.train import TrainConfig, train_fusion
-    from streams.datasets import DatasetError, load_movielens, parse_dataset_arg
+    from recstream.lab.datasets import DatasetError, load_movielens, parse_dataset_arg
+    from recstream.lab.training.item_table import cached_text_embeddings, dataset_fingerprint
+    from recstream.lab.training.quick_eval import prequential
+    from recstream.lab.training.train import TrainConfig, train_fusion
 
     settings = load_settings()
     out = args.out or settings.model_dir

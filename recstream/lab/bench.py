@@ -3,7 +3,7 @@
 Each measurement runs for a fixed duration and reports throughput with latency percentiles;
 ``repeats`` runs give medians. Ratios (batched vs batch 1) come from the same run, since the
 machines are shared and absolute numbers drift. The building blocks of the end-to-end
-benchmarks (:mod:`streams.bench_stream`) live here too: a measured run and its medians, the
+benchmarks (:mod:`recstream.lab.bench_stream`) live here too: a measured run and its medians, the
 counters read from a worker's ``/metrics`` page, the benchmark events, and the two
 passthrough baselines (bare aiokafka, a Faust agent).
 """
@@ -170,7 +170,7 @@ def machine() -> str:
     )
 
 
-# --- end-to-end figures (streams.bench_stream) ---------------------------------------------
+# --- end-to-end figures (recstream.lab.bench_stream) ---------------------------------------------
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\} (\S+)$", re.M)
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')

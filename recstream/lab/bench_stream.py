@@ -6,7 +6,7 @@
   committed them, i.e. once their states are written);
 * baselines measured the same way in the same run, each a subprocess on topics of its own: a bare
   aiokafka consume -> produce passthrough (the Python client's own ceiling) and a Faust agent
-  doing the same (what Faust itself costs): ``python -m streams.bench_stream [--faust] SRC DST``;
+  doing the same (what Faust itself costs): ``python -m recstream.lab.bench_stream [--faust] SRC DST``;
 * freshness: event timestamp -> list received by an external consumer, at a fixed offered rate
   (500 events/s by default) and at 1,000 and 2,000, each with the rate lists were received at;
 * review path: reviews go through the Triton text encoder; events/s and per-event latency.
@@ -32,9 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recstream.settings import Settings
-from schemas.events import Event
-from streams.bench import (
+from recstream.lab.bench import (
     StreamMeasure,
     click,
     counter_by_label,
@@ -48,6 +46,8 @@ from streams.bench import (
     summarise,
     upload,
 )
+from recstream.settings import Settings
+from schemas.events import Event
 from streams.kafka_config import aiokafka_config
 
 
@@ -193,7 +193,7 @@ class StreamBenchConfig:
 
 #: Settings of the benchmark's worker on top of the caller's (provenance records them).
 WORKER_OVERRIDES = {"RECSTREAM_LOG_LEVEL": "WARNING", "RECSTREAM_K": "20"}
-#: Report key -> (arguments of ``python -m streams.bench_stream`` before SRC DST, row name).
+#: Report key -> (arguments of ``python -m recstream.lab.bench_stream`` before SRC DST, row name).
 PASSTHROUGHS: dict[str, tuple[tuple[str, ...], str]] = {
     "passthrough": ((), "aiokafka consume -> produce passthrough"),
     "faust_passthrough": (("--faust",), "Faust agent consume -> produce passthrough"),
@@ -241,7 +241,7 @@ async def _worker_runs(
     say: Callable[[str], None],
 ) -> dict[str, Any]:
     """Click bursts (with the worker's Cassandra statements), freshness runs, review bursts."""
-    from streams.soak import GroupLag
+    from recstream.lab.soak import GroupLag
 
     s, worker = dep.settings, dep.workers[0]
     lag = await asyncio.to_thread(GroupLag, s)
@@ -317,7 +317,7 @@ def _passthrough_runs(
     _topics(s, [src, dst], create=True)
     with (logs / f"{key}.log").open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.bench_stream", *args, src, dst],
+            [sys.executable, "-m", "recstream.lab.bench_stream", *args, src, dst],
             env={**os.environ, **dep.env},
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -361,13 +361,13 @@ def run_stream_benchmarks(
 ) -> dict[str, dict[str, Any]]:
     """Click path and its Cassandra statements, freshness at each rate, review path, passthroughs.
 
-    Returns ``{key: summary}`` (see :func:`streams.bench.summarise`) for ``click``,
+    Returns ``{key: summary}`` (see :func:`recstream.lab.bench.summarise`) for ``click``,
     ``passthrough``, ``faust_passthrough``, ``fresh`` (at ``cfg.rate``), ``fresh_<rate>`` (each of
     ``cfg.fresh_rates``) and ``review``; ``click`` adds the figures of
-    :func:`streams.bench.statements_per_event` and ``cassandra_statements_settled``. A passthrough
+    :func:`recstream.lab.bench.statements_per_event` and ``cassandra_statements_settled``. A passthrough
     that failed is ``{"name", "error"}`` (the others are still measured).
     """
-    from streams.workerproc import Deployment, recstream_environ
+    from recstream.lab.workerproc import Deployment, recstream_environ
 
     tag = "b" + uuid.uuid4().hex[:6]
     keys = ["click", *PASSTHROUGHS, *(fresh_key(r, cfg.rate) for r in fresh_rates(cfg)), "review"]
@@ -396,10 +396,10 @@ def run_stream_benchmarks(
 
 
 def passthrough_main(argv: list[str] | None = None) -> int:
-    """``python -m streams.bench_stream [--faust] SRC DST``: run a passthrough until killed."""
+    """``python -m recstream.lab.bench_stream [--faust] SRC DST``: run a passthrough until killed."""
     from recstream.settings import load_settings
 
-    p = argparse.ArgumentParser(prog="python -m streams.bench_stream")
+    p = argparse.ArgumentParser(prog="python -m recstream.lab.bench_stream")
     p.add_argument("--faust", action="store_true", help="a Faust agent instead of bare aiokafka")
     p.add_argument("src")
     p.add_argument("dst")

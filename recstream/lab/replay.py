@@ -1,7 +1,7 @@
 """Replay a MovieLens folder as contract events, to Kafka or to a JSONL file.
 
 :func:`movielens_events` is a pure generator over a loaded dataset: interactions in timestamp
-order (ties keep file order, see :mod:`streams.datasets`), each movie's upload emitted just
+order (ties keep file order, see :mod:`recstream.lab.datasets`), each movie's upload emitted just
 before its first interaction. :func:`replay` drives any :class:`EventSink` (Kafka or JSONL),
 optionally paced by a :class:`Pacer` (a token bucket for ``--rate``, event time divided by
 ``--speedup``).
@@ -21,6 +21,7 @@ from typing import IO, Any, Protocol, Self
 
 from pydantic import ValidationError
 
+from recstream.lab.datasets import Interaction, Movie, MovieLens
 from recstream.settings import Settings
 from schemas.events import (
     SCHEMA_VERSION,
@@ -30,7 +31,6 @@ from schemas.events import (
     UploadEvent,
     validation_problem,
 )
-from streams.datasets import Interaction, Movie, MovieLens
 from streams.errors import StreamError
 
 #: ``user_id`` of catalogue uploads made by the replay.
@@ -87,7 +87,7 @@ def movielens_events(ml: MovieLens) -> Iterator[Event]:
     interaction, with the same ``ts``. Timestamps are converted to milliseconds.
 
     Args:
-        ml: Dataset from :func:`streams.datasets.load_movielens`.
+        ml: Dataset from :func:`recstream.lab.datasets.load_movielens`.
 
     Yields:
         Validated event records.

@@ -6,7 +6,7 @@ fixed rate, stamped with the wall clock as a live producer would. An independent
 every published list; freshness is list publish time (its Kafka timestamp) minus the event's
 ``ts``. The worker's RSS is sampled from ``/proc``; the lag is the consumer group's log end minus
 committed offset (the worker's own gauge counts fetched, not processed, events).
-Workers and isolated deployments come from :mod:`streams.workerproc`; the pure helpers here
+Workers and isolated deployments come from :mod:`recstream.lab.workerproc`; the pure helpers here
 are shared with the fault-injection tests in ``tests/chaos``.
 """
 
@@ -21,9 +21,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from recstream.lab.workerproc import Deployment
 from recstream.settings import Settings
 from schemas.events import Event
-from streams.workerproc import Deployment
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -3,7 +3,7 @@
 :class:`Deployment` gives a run its own topics, consumer group and keyspace on the stack its
 ``RECSTREAM_*`` variables name; :class:`WorkerProcess` starts one worker (its own process group),
 waits for ``/readyz``, reads its RSS from ``/proc`` and kills it. Used by ``recstream soak``
-(:mod:`streams.soak`) and the fault tests (``tests/chaos``).
+(:mod:`recstream.lab.soak`) and the fault tests (``tests/chaos``).
 """
 
 from __future__ import annotations

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from recstream.lab.workerproc import Deployment
 from recstream.settings import Settings, load_settings
 from schemas.events import Event
-from streams.workerproc import Deployment
 from tests.chaos.accounting import UserRow
 from tests.chaos.harness import (
     PacedProducer,

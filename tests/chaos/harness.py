@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from recstream.lab.replay import Pacer
+from recstream.lab.soak import kafka_producer
 from recstream.settings import REPO_ROOT, Settings
 from schemas.events import Event
-from streams.replay import Pacer
-from streams.soak import kafka_producer
 from tests.chaos.accounting import UserRow
 
 SAMPLE = REPO_ROOT / "deploy" / "local" / "sample" / "movielens"
@@ -24,8 +24,8 @@ SAMPLE = REPO_ROOT / "deploy" / "local" / "sample" / "movielens"
 
 def movielens_slice(path: Path = SAMPLE, limit: int | None = None) -> list[Event]:
     """The first ``limit`` replay events of a MovieLens folder (uploads before first use)."""
-    from streams.datasets import load_movielens
-    from streams.replay import movielens_events
+    from recstream.lab.datasets import load_movielens
+    from recstream.lab.replay import movielens_events
 
     out: list[Event] = []
     for ev in movielens_events(load_movielens(path)):
@@ -37,8 +37,8 @@ def movielens_slice(path: Path = SAMPLE, limit: int | None = None) -> list[Event
 
 def movielens_slice_for_users(users: Iterable[int], path: Path = SAMPLE) -> list[Event]:
     """Replay events of some users of a MovieLens folder, with the uploads of their items."""
-    from streams.datasets import load_movielens
-    from streams.replay import movielens_events
+    from recstream.lab.datasets import load_movielens
+    from recstream.lab.replay import movielens_events
 
     ml = load_movielens(path)
     keep = set(users)

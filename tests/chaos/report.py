@@ -5,7 +5,7 @@ written by ``recstream soak``. Only the text between the ``<!-- chaos-faults:...
 ``<!-- chaos-volume:... -->`` markers changes.
 
 The tables come from one commit: each report records its ``provenance`` (see
-:mod:`recstream.provenance`), reports of different commits are refused with an error naming
+:mod:`recstream.lab.provenance`), reports of different commits are refused with an error naming
 them (:class:`MixedCommitsError`; nothing is written), and both sections name the commit.
 """
 
@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from recstream.provenance import commit_of
+from recstream.lab.provenance import commit_of
+from recstream.lab.soak import replace_section
 from recstream.settings import REPO_ROOT
-from streams.soak import replace_section
 
 REPORT_DIR = REPO_ROOT / "reports" / "chaos"
 DOC = REPO_ROOT / "docs" / "RELIABILITY.md"

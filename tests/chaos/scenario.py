@@ -22,10 +22,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recstream.provenance import provenance, with_provenance
+from recstream.lab.provenance import provenance, with_provenance
+from recstream.lab.workerproc import Deployment, WorkerProcess
 from recstream.settings import REPO_ROOT
 from schemas.events import Event
-from streams.workerproc import Deployment, WorkerProcess
 from tests.chaos.accounting import (
     UserRow,
     account_events,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from streams.soak import replace_section
+from recstream.lab.soak import replace_section
 from tests.chaos import report as chaos_report
 from tests.chaos.report import MixedCommitsError, commit_line, fault_table, one_commit, render, volume_table
 

@@ -1,4 +1,4 @@
-"""Pure helpers of streams/soak.py (no servers)."""
+"""Pure helpers of recstream/lab/soak.py (no servers)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ import math
 import time
 from typing import Any
 
-from recstream import targets as tg
 from recstream.cli.soak import outcome, summary
-from recstream.settings import load_settings
-from schemas.events import ClickEvent
-from streams.soak import (
+from recstream.lab import targets as tg
+from recstream.lab.soak import (
     lag_zero_after,
     live_messages,
     percentile,
@@ -20,7 +18,9 @@ from streams.soak import (
     window_p99,
     window_rates,
 )
-from streams.workerproc import isolated_env, parse_lag, parse_rss_kib
+from recstream.lab.workerproc import isolated_env, parse_lag, parse_rss_kib
+from recstream.settings import load_settings
+from schemas.events import ClickEvent
 
 
 def test_parse_rss_reads_current_and_peak() -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from recstream.lab.workerproc import Deployment
 from schemas.deadletter import DeadLetter
-from streams.workerproc import Deployment
 from tests.chaos.accounting import account_events, account_lists
 from tests.chaos.conftest import ChaosStack
 from tests.chaos.harness import (

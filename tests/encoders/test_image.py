@@ -17,7 +17,7 @@ from encoders.image_models import (
     TorchScriptImageEncoder,
     VisionInputConfig,
 )
-from encoders.imaging import ImageError
+from schemas.imaging import ImageError
 
 # torch >= 2.10 flags torch.jit.script as deprecated; the TorchScript backend is still required.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from deploy.local.tls import LocalTls, ensure_local_tls
+from recstream.lab.workerproc import RECSTREAM, WorkerProcess, isolated_env, prepare
 from recstream.settings import Settings, load_settings
-from streams.workerproc import RECSTREAM, WorkerProcess, isolated_env, prepare
 
 __all__ = ["RECSTREAM"]  # re-exported for the tests of this package
 

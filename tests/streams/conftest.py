@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from recstream.lab.workerproc import WorkerProcess, free_port, isolated_env, prepare, recstream_environ
 from recstream.settings import Settings
-from streams.workerproc import WorkerProcess, free_port, isolated_env, prepare, recstream_environ
 
 __all__ = ["Env", "deployment_factory", "free_port"]
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from recstream.lab.soak import kafka_producer
 from schemas.events import ClickEvent, Event, UploadEvent
-from streams.soak import kafka_producer
 from tests.chaos.harness import read_topic
 from tests.streams.conftest import Env
 

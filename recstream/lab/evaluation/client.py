@@ -43,7 +43,7 @@ class PrecomputedClient(InferenceClient):
         Args:
             events: The events to be replayed.
             known_text: Text embeddings already computed by the same encoder (e.g. the training
-                cache of ``encoders.catalog.cached_text_embeddings``), by exact text.
+                cache of ``recstream.lab.training.item_table.cached_text_embeddings``), by exact text.
         """
         info = await self.inner.model_info()
         uploads = [e for e in events if isinstance(e, UploadEvent) and upload_image_bytes(e) is None]

@@ -2,8 +2,8 @@
 same model code Triton serves (:class:`~serving.client.inprocess.InProcessClient`), a
 :class:`~streams.state.memory.MemoryStateStore` and the exact index, fed one event at a time.
 
-Every event of :func:`streams.replay.movielens_events` is, in order: checked by the protocol
-(:mod:`streams.evaluation.protocol`); when scorable, scored against the list each system holds
+Every event of :func:`recstream.lab.replay.movielens_events` is, in order: checked by the protocol
+(:mod:`recstream.lab.evaluation.protocol`); when scorable, scored against the list each system holds
 for the user just before it (recstream: the list the processor published for the user's previous
 event); then applied to the processor and shown to the baselines. Batches of one event are what
 makes "the list published just before" exact: a bigger batch adds its uploads and trending
@@ -27,14 +27,14 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from recstream.lab.datasets import MovieLens
+from recstream.lab.evaluation.baselines import Baseline, default_baselines
+from recstream.lab.evaluation.client import PrecomputedClient
+from recstream.lab.evaluation.protocol import Tally, ordered_events
+from recstream.lab.evaluation.scoring import ScorePass, frozen_list
 from recstream.settings import Settings
 from schemas.events import Event
 from serving.pipelines import meta_of
-from streams.datasets import MovieLens
-from streams.evaluation.baselines import Baseline, default_baselines
-from streams.evaluation.client import PrecomputedClient
-from streams.evaluation.protocol import Tally, ordered_events
-from streams.evaluation.scoring import ScorePass, frozen_list
 from streams.processor import Incoming, Processor
 from streams.state.base import UserState
 from streams.trending import Trending
@@ -144,7 +144,7 @@ async def run_inprocess(
         baselines: Baselines to run (default: popularity, item-kNN and EASE fitted here).
         progress: Show tqdm bars.
         known_text: Text embeddings by exact text, computed by the same encoder (see
-            :class:`~streams.evaluation.client.PrecomputedClient`).
+            :class:`~recstream.lab.evaluation.client.PrecomputedClient`).
         clock: Timer for the timings.
         events: Replay only these ``(order, event)`` (a slice, for the parity test); default
             every event of ``ml``.

@@ -32,17 +32,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
+from recstream.lab.datasets import MovieLens
+from recstream.lab.evaluation.baselines import Baseline, default_baselines
+from recstream.lab.evaluation.inprocess import RunResult, check_trained_before_cut
+from recstream.lab.evaluation.protocol import ordered_events
+from recstream.lab.evaluation.scoring import ScorePass, frozen_list
 from recstream.settings import Settings
 from schemas.events import Event, UploadEvent
 from serving.client.base import FusionInfo
 from serving.pipelines import meta_of
 from streams.catalog.exact import ExactIndex
-from streams.datasets import MovieLens
 from streams.errors import StreamError
-from streams.evaluation.baselines import Baseline, default_baselines
-from streams.evaluation.inprocess import RunResult, check_trained_before_cut
-from streams.evaluation.protocol import ordered_events
-from streams.evaluation.scoring import ScorePass, frozen_list
 from streams.kafka_config import aiokafka_config
 from streams.state.base import ItemRecord, UserState
 from streams.trending import Trending
@@ -122,7 +122,8 @@ async def drive(
     """Produce ``events`` to a running deployment and collect its lists.
 
     Args:
-        events: ``(order, event)`` in stream order (:func:`~streams.evaluation.protocol.ordered_events`).
+        events: ``(order, event)`` in stream order
+            (:func:`~recstream.lab.evaluation.protocol.ordered_events`).
         settings: The deployment's settings (its topics and keyspace; workers already running).
         cut_order: First scored interaction order; states are snapshotted before it.
         progress: Show a tqdm bar.
@@ -297,14 +298,14 @@ async def run_pipeline(
 ) -> RunResult:
     """Replay ``ml`` through an isolated deployment on the running stack, then score.
 
-    Arguments as :func:`~streams.evaluation.inprocess.run_inprocess`, plus ``workers`` (worker
+    Arguments as :func:`~recstream.lab.evaluation.inprocess.run_inprocess`, plus ``workers`` (worker
     processes sharing the partitions). Triton must serve ``artefact`` (same model version).
 
     Raises:
         LeakError: The model was trained past the cut.
         PipelineEvalError: Triton serves another model, or lists did not come back.
     """
-    from streams.workerproc import Deployment, recstream_environ
+    from recstream.lab.workerproc import Deployment, recstream_environ
 
     cut = ml.cut_order(cut_frac) if cut_order is None else cut_order
     meta = meta_of(artefact)

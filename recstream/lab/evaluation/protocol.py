@@ -28,9 +28,9 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from recstream.lab.datasets import MovieLens
+from recstream.lab.replay import movielens_events
 from schemas.events import ClickEvent, Event, UploadEvent
-from streams.datasets import MovieLens
-from streams.replay import movielens_events
 
 #: An item with fewer prior interactions than this is "cold" when scored.
 COLD_ITEM_MAX = 5
@@ -40,7 +40,7 @@ def event_order(event: Event, next_order: int) -> int:
     """Interaction ``order`` of a replayed MovieLens event.
 
     Clicks and reviews carry it in their id (``ml-click-{order}``, ``ml-review-{order}``, see
-    :func:`streams.replay.movielens_events`); an upload is emitted just before the first
+    :func:`recstream.lab.replay.movielens_events`); an upload is emitted just before the first
     interaction with its item and takes that interaction's order (``next_order``).
     """
     if isinstance(event, UploadEvent):
@@ -49,7 +49,7 @@ def event_order(event: Event, next_order: int) -> int:
 
 
 def ordered_events(ml: MovieLens) -> Iterator[tuple[int, Event]]:
-    """``(order, event)`` for every event of :func:`streams.replay.movielens_events`."""
+    """``(order, event)`` for every event of :func:`recstream.lab.replay.movielens_events`."""
     orders = iter(i.order for i in ml.interactions)
     pending = next(orders, 0)
     for ev in movielens_events(ml):

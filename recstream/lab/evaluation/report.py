@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from streams.evaluation.inprocess import SYSTEMS, RunResult
-from streams.evaluation.protocol import COLD_ITEM_MAX
+from recstream.lab.evaluation.inprocess import SYSTEMS, RunResult
+from recstream.lab.evaluation.protocol import COLD_ITEM_MAX
 
-#: The scorable-event definition, stored in every report (see :mod:`streams.evaluation.protocol`).
+#: The scorable-event definition, stored in every report (see :mod:`recstream.lab.evaluation.protocol`).
 SCORABLE = (
     "clicks (ratings) with interaction order >= ml.cut_order(cut) (ties in time keep file order), "
     "whose user had a previous event of any type, and whose item the user had not clicked before "
@@ -23,7 +23,7 @@ def build_report(result: RunResult, metadata: dict[str, Any]) -> dict[str, Any]:
     """The JSON-ready report.
 
     Args:
-        result: Output of :func:`streams.evaluation.inprocess.run_inprocess`.
+        result: Output of :func:`recstream.lab.evaluation.inprocess.run_inprocess`.
         metadata: Extra fields (dataset, fingerprint, mode, total time, ...).
     """
     k = result.k

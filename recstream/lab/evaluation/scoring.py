@@ -16,10 +16,10 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Protocol as TypingProtocol
 
+from recstream.lab.evaluation.baselines import Baseline, UserHistory
+from recstream.lab.evaluation.protocol import Protocol, Tally, rank_of
 from schemas.events import ClickEvent, Event
 from streams.catalog.base import ItemIndex
-from streams.evaluation.baselines import Baseline, UserHistory
-from streams.evaluation.protocol import Protocol, Tally, rank_of
 from streams.state.base import UserState
 from streams.trending import Trending
 

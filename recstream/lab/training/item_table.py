@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from streams.datasets import Movie, MovieLens
+from encoders.fusion import FeatureStats
+from recstream.lab.datasets import Movie, MovieLens
 
 #: Bump when :func:`movie_text` changes, so stale cached embeddings are not reused.
 TEXT_TEMPLATE_VERSION = 1
@@ -72,24 +73,6 @@ def cached_text_embeddings(
     np.savez(tmp, ids=ids, emb=emb)
     tmp.replace(file)  # atomic: a concurrent reader never sees half a file
     return ids, emb
-
-
-@dataclass(frozen=True, slots=True)
-class FeatureStats:
-    """Per-feature mean and standard deviation used to standardise numeric features."""
-
-    mean: list[float]
-    std: list[float]
-
-    @classmethod
-    def fit(cls, rows: np.ndarray) -> FeatureStats:
-        """Statistics of ``rows`` ``[n, d]`` (a zero std becomes 1)."""
-        std = rows.std(0)
-        return cls(rows.mean(0).tolist(), np.where(std > 0, std, 1.0).tolist())
-
-    def apply(self, rows: np.ndarray) -> np.ndarray:
-        """Standardise ``rows``; float32."""
-        return ((rows - np.asarray(self.mean)) / np.asarray(self.std)).astype(np.float32)
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ clicked) is checked for the clicked item; then the event updates the state with
 Matches the protocol of ``shared/data/README.md``: on ml-latest-small with a 0.8 cut it scores
 19,877 clicks (reviews neither score nor count as "already had").
 
-Run: ``python -m encoders.quick_eval --model artifacts/models/fusion/3 --dataset movielens:DIR``
+Run: ``python -m recstream.lab.training.quick_eval --model artifacts/models/fusion/3 --dataset movielens:DIR``
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from encoders.policy import UserStatePolicy
-from streams.datasets import MovieLens, load_movielens, parse_dataset_arg
+from recstream.lab.datasets import MovieLens, load_movielens, parse_dataset_arg
 from streams.userstate import accumulate
 
 
@@ -154,7 +154,7 @@ def _rank(emb: np.ndarray, st: tuple[np.ndarray, int] | None, row: int | None, s
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Evaluate a trained artefact after its cut; prints JSON."""
-    p = argparse.ArgumentParser(prog="python -m encoders.quick_eval", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m recstream.lab.training.quick_eval", description=__doc__)
     p.add_argument("--model", type=Path, required=True, help="artefact folder (fusion/<n>)")
     p.add_argument("--dataset", required=True, help="movielens:DIR")
     p.add_argument("--from-frac", type=float, default=None, help="default: the model's cut")

@@ -3,7 +3,7 @@
 Training scores each interaction against the user state the stream would hold just before it.
 The worker keeps the time-decayed sum of weighted event embeddings (:mod:`streams.userstate`),
 normalised when read; :func:`decayed_sum_state` computes the same sum differentiably over a
-window of the user's most recent events. ``tests/encoders/test_sequence.py`` checks it against
+window of the user's most recent events. ``tests/recstream/lab/training/test_sequence.py`` checks it against
 :func:`streams.userstate.accumulate`.
 """
 
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from encoders.policy import UserStatePolicy
-from streams.datasets import Interaction
+from recstream.lab.datasets import Interaction
 
 
 @dataclass(slots=True)

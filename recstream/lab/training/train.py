@@ -1,7 +1,7 @@
 """Training of the fusion model for next-item retrieval from the streamed user state.
 
 For every click before the time cut, the user state is the one the stream would hold just
-before it (:func:`encoders.sequence.decayed_sum_state` over the user's last ``window`` events,
+before it (:func:`recstream.lab.training.sequence.decayed_sum_state` over the user's last ``window`` events,
 with the same decay and weights as the worker), the scores are dot products with *all* item
 embeddings (a full softmax over ~9k items is cheap), items the user already clicked are masked
 (the evaluation excludes them too) and the loss is cross-entropy with a learned temperature.
@@ -14,67 +14,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from encoders.catalog import ItemTable, build_item_table, id_index
 from encoders.errors import TrainingError
 from encoders.fusion import FusionConfig, FusionModel
-from encoders.policy import UserStatePolicy
-from encoders.sequence import Sequences, build_sequences, decayed_sum_state
-from streams.datasets import MovieLens
+from recstream.lab.datasets import MovieLens
+from recstream.lab.training.config import TrainConfig
+from recstream.lab.training.item_table import ItemTable, build_item_table, id_index
+from recstream.lab.training.sequence import Sequences, build_sequences, decayed_sum_state
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class TrainConfig:
-    """Hyper-parameters of :func:`train_fusion` (defaults: the values tuned on validation).
-
-    Attributes:
-        until_frac: Fraction of ratings (time order) before the cut; only those are used.
-        epochs: Passes over the training clicks.
-        seed: Seed of torch and numpy.
-        batch_size: Training clicks per step.
-        lr: AdamW learning rate (cosine-decayed to 5 % over the run).
-        weight_decay: AdamW weight decay.
-        window: Most recent events replayed into the user state per example.
-        out_dim: Item-embedding width.
-        hidden_dim: Width of the modality projections.
-        dropout: Dropout inside the projections.
-        id_dropout: Probability of hiding an item's id embedding in a step, so the content
-            path learns to stand in for it (cold items).
-        init_temperature: Initial softmax temperature (learned).
-        image_dim: Width of the image input (the stream's image encoder; the built-in
-            descriptor gives 256). MovieLens has no images, so this only sizes the model.
-        policy: Decay and event weights of the user state.
-        softmax_over: ``"catalogue"``: every item of the dataset's catalogue is a candidate
-            in the loss (items nobody touched before the cut are negatives, so the model learns
-            that unknown items are rarely clicked); ``"warm"``: only items with interactions
-            before the cut.
-        threads: ``torch.set_num_threads`` value; ``None`` leaves it alone.
-    """
-
-    until_frac: float = 0.8
-    epochs: int = 8
-    seed: int = 0
-    batch_size: int = 1024
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    window: int = 64
-    out_dim: int = 64
-    hidden_dim: int = 128
-    dropout: float = 0.1
-    id_dropout: float = 0.2
-    init_temperature: float = 0.05
-    image_dim: int = 256
-    policy: UserStatePolicy = field(default_factory=UserStatePolicy)
-    softmax_over: Literal["catalogue", "warm"] = "catalogue"
-    threads: int | None = 2
 
 
 @dataclass(slots=True)

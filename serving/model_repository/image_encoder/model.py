@@ -16,7 +16,7 @@ import triton_python_backend_utils as pb_utils  # provided by Triton's Python ba
 from _common import parameters
 
 from encoders.image import build_image_encoder
-from encoders.imaging import ImageError
+from schemas.imaging import ImageError
 
 
 class TritonPythonModel:

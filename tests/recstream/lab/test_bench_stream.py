@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from recstream.cli.bench import fresh_keys, freshness_table, parse_rates, stream_table
-from streams.bench import (
+from recstream.lab.bench import (
     StreamMeasure,
     click,
     counter_by_label,
@@ -18,7 +18,7 @@ from streams.bench import (
     statements_per_event,
     summarise,
 )
-from streams.bench_stream import StreamBenchConfig, fresh_key, fresh_rates, wait_settled
+from recstream.lab.bench_stream import StreamBenchConfig, fresh_key, fresh_rates, wait_settled
 
 
 def test_summarise_takes_medians_over_repeats() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recstream import provenance as pv
+from recstream.lab import provenance as pv
 from recstream.settings import SECRET_FIELDS, load_settings
 
 

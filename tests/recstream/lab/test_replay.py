@@ -13,12 +13,8 @@ from typing import Any
 
 import pytest
 
-from recstream.settings import load_settings
-from schemas.edge import Rejection, decode_event
-from schemas.events import ClickEvent, Event, ReviewEvent, UploadEvent
-from schemas.limits import Limits
-from streams.datasets import MovieLens, load_movielens
-from streams.replay import (
+from recstream.lab.datasets import MovieLens, load_movielens
+from recstream.lab.replay import (
     CATALOGUE_USER,
     JsonlSink,
     KafkaEventSink,
@@ -28,8 +24,12 @@ from streams.replay import (
     movielens_events,
     replay,
 )
+from recstream.settings import load_settings
+from schemas.edge import Rejection, decode_event
+from schemas.events import ClickEvent, Event, ReviewEvent, UploadEvent
+from schemas.limits import Limits
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SAMPLE = REPO / "deploy" / "local" / "sample" / "movielens"
 RECSTREAM = Path(sys.executable).parent / "recstream"
 NOW_MS = 1_750_000_000_000

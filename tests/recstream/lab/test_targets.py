@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from recstream import targets as tg
 from recstream.cli import build_parser
+from recstream.lab import targets as tg
 
 SOAK = tg.SOAK_FIGURES
 BENCH = tg.BENCH_FIGURES

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from recstream.lab.evaluation.baselines import EASE, ItemKNN, Popularity, UserHistory, _top, pre_cut_clicks
 from schemas.events import SCHEMA_VERSION, ClickEvent, ReviewEvent, UploadEvent
-from streams.evaluation.baselines import EASE, ItemKNN, Popularity, UserHistory, _top, pre_cut_clicks
 
 # Users x items: a and b go together, c and d go together, e is only with d.
 CLICKS = [

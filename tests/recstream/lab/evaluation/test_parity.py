@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from recstream.lab.datasets import load_movielens
+from recstream.lab.evaluation.inprocess import run_inprocess
+from recstream.lab.evaluation.pipeline import parity, run_pipeline, served_artefact, served_info
+from recstream.lab.evaluation.protocol import ordered_events
 from recstream.settings import REPO_ROOT, Settings
-from streams.datasets import load_movielens
-from streams.evaluation.inprocess import run_inprocess
-from streams.evaluation.pipeline import parity, run_pipeline, served_artefact, served_info
-from streams.evaluation.protocol import ordered_events
 
 SAMPLE = REPO_ROOT / "deploy" / "local" / "sample" / "movielens"
 

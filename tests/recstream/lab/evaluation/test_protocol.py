@@ -6,8 +6,7 @@ import math
 
 import pytest
 
-from schemas.events import SCHEMA_VERSION, ClickEvent, Event, ReviewEvent, UploadEvent
-from streams.evaluation.protocol import (
+from recstream.lab.evaluation.protocol import (
     COLD_ITEM_MAX,
     Protocol,
     Tally,
@@ -16,6 +15,7 @@ from streams.evaluation.protocol import (
     ndcg_at,
     rank_of,
 )
+from schemas.events import SCHEMA_VERSION, ClickEvent, Event, ReviewEvent, UploadEvent
 
 TS = 1_500_000_000_000
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from encoders.artefact import write_artefact
-from encoders.catalog import cached_text_embeddings
 from encoders.policy import UserStatePolicy
-from encoders.train import TrainConfig, train_fusion
 from recstream.cli import main
+from recstream.lab.datasets import load_movielens
+from recstream.lab.evaluation.inprocess import LeakError, check_trained_before_cut
+from recstream.lab.training.item_table import cached_text_embeddings
+from recstream.lab.training.train import TrainConfig, train_fusion
 from recstream.settings import REPO_ROOT
-from streams.datasets import load_movielens
-from streams.evaluation.inprocess import LeakError, check_trained_before_cut
 
 SAMPLE = REPO_ROOT / "deploy" / "local" / "sample" / "movielens"
 CUT = 0.8

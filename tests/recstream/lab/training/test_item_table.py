@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from encoders.catalog import (
+from recstream.lab.datasets import Movie, load_movielens
+from recstream.lab.training.item_table import (
     build_item_table,
     cached_text_embeddings,
     dataset_fingerprint,
     id_index,
     movie_text,
 )
-from streams.datasets import Movie, load_movielens
 
 
 def test_movie_text() -> None:

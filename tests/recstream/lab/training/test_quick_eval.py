@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from encoders.policy import UserStatePolicy
-from encoders.quick_eval import prequential
-from streams.datasets import Interaction, Movie, MovieLens
+from recstream.lab.datasets import Interaction, Movie, MovieLens
+from recstream.lab.training.quick_eval import prequential
 
 
 def dataset(events: list[tuple[int, int, str]]) -> MovieLens:

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from encoders.policy import UserStatePolicy
-from encoders.sequence import build_sequences, decayed_sum_state
-from streams.datasets import Interaction
+from recstream.lab.datasets import Interaction
+from recstream.lab.training.sequence import build_sequences, decayed_sum_state
 from streams.userstate import accumulate
 
 

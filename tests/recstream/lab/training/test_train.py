@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from encoders.artefact import latest_artefact, load_artefact, write_artefact
-from encoders.catalog import cached_text_embeddings
 from encoders.policy import UserStatePolicy
 from encoders.text import TextEncoder
-from encoders.train import TrainConfig, TrainResult, embed_items, train_fusion
 from recstream.cli import main
-from streams.datasets import load_movielens
+from recstream.lab.datasets import load_movielens
+from recstream.lab.training.item_table import cached_text_embeddings
+from recstream.lab.training.train import TrainConfig, TrainResult, embed_items, train_fusion
 
 CFG = TrainConfig(
     until_frac=0.8,
