@@ -5,6 +5,19 @@ RECSTREAM := .venv/bin/recstream
 PYTEST_ARGS ?=
 DATASET ?= deploy/local/sample/movielens
 
+# Writable paths of every target: this checkout's layout (.stack/, artifacts/, reports/, and
+# the Markdown reports of bench and soak in docs/), passed explicitly. They equal the defaults
+# recstream/settings.py picks when it runs from a checkout, so `make test` and a hand-typed
+# `.venv/bin/recstream stack up` share one stack. With RECSTREAM_HOME set, every path follows it
+# instead, for make as for the `recstream` command; a RECSTREAM_*_DIR already set wins.
+ifndef RECSTREAM_HOME
+export RECSTREAM_STACK_DIR ?= $(CURDIR)/.stack
+export RECSTREAM_MODEL_DIR ?= $(CURDIR)/artifacts/models
+export RECSTREAM_EMBEDDING_CACHE_DIR ?= $(CURDIR)/artifacts/cache
+export RECSTREAM_REPORTS_DIR ?= $(CURDIR)/reports
+export RECSTREAM_DOCS_DIR ?= $(CURDIR)/docs
+endif
+
 .DEFAULT_GOAL := help
 .PHONY: help install test test-unit chaos lint audit format demo bench stack-up stack-down stack-status clean
 

@@ -5,6 +5,30 @@ name); nothing else in the code base calls ``os.environ`` for configuration. Val
 validated at start-up, and a ``RECSTREAM_*`` variable that names no field is rejected, so a
 typo fails loudly instead of being silently ignored.
 
+Writable paths: every folder recstream writes (the local stack, trained models, reports,
+caches) is a setting here, and nothing writes under the source tree or site-packages unless a
+setting says so. When a path is not set explicitly, its default depends on ``home``:
+
+* ``RECSTREAM_HOME`` set: everything below it (``<home>/stack``, ``<home>/models``,
+  ``<home>/reports``, ``<home>/cache``, ...), wherever the code runs from;
+* unset, running from a source checkout (:func:`source_checkout`: the folder above this
+  package holds recstream's ``pyproject.toml`` and is not inside site-packages, as after
+  ``make install``): the checkout's own layout, as it has always been (``./.stack``,
+  ``./artifacts/models``, ``./reports``, Markdown reports in ``./docs``); ``home`` is the
+  checkout;
+* unset, installed (a wheel): the per-user data directory ``$XDG_DATA_HOME/recstream``
+  (``~/.local/share/recstream``).
+
+``cache_dir`` (jars, ONNX exports, the dependency environment of ``make install``) is the one
+exception while ``RECSTREAM_HOME`` is unset: ``~/.cache/recstream``, the per-user cache
+directory, in a checkout too (``deploy/local/install.sh`` and ``make lock`` use the same
+folder); with ``RECSTREAM_HOME`` it is ``<home>/cache``, so one writable volume holds all.
+Derived defaults follow the effective value they derive from: ``docs_dir`` is ``reports_dir``
+and ``embedding_cache_dir`` is ``<cache_dir>/embeddings`` outside a checkout (``./docs`` and
+``./artifacts/cache`` in one). An explicit ``RECSTREAM_STACK_DIR`` (etc.) always wins; an empty
+one counts as unset. ``HOME`` and ``XDG_DATA_HOME`` are read from the process environment, as
+any program reads them, even when :func:`load_settings` is given a private ``environ``.
+
 Example:
     >>> from recstream.settings import load_settings
     >>> s = load_settings()
@@ -15,6 +39,7 @@ Example:
 from __future__ import annotations
 
 import os
+import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +48,67 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "RECSTREAM_"
+#: The folder above the ``recstream`` package: the source checkout *when there is one* (a clone
+#: with ``make install``'s editable install, where tests and the lab's sample data under
+#: ``deploy/local/sample`` live). Installed from a wheel it is site-packages, which recstream
+#: never writes to and which holds no sample data: ask :func:`source_checkout` before using it.
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: Writable path settings with a layout of their own in a source checkout: field ->
+#: (default relative to the checkout, default relative to ``home`` elsewhere). ``docs_dir``
+#: outside a checkout, ``cache_dir`` and ``embedding_cache_dir`` are derived in
+#: :meth:`Settings._writable_paths`.
+CHECKOUT_LAYOUT = {
+    "stack_dir": (".stack", "stack"),
+    "model_dir": ("artifacts/models", "models"),
+    "reports_dir": ("reports", "reports"),
+}
+#: Every setting naming a folder recstream writes to.
+WRITABLE_PATH_FIELDS = (
+    "home",
+    "stack_dir",
+    "model_dir",
+    "reports_dir",
+    "docs_dir",
+    "cache_dir",
+    "embedding_cache_dir",
+)
+
+
+@lru_cache(maxsize=4)
+def _is_checkout(root: Path) -> bool:
+    if any(part in ("site-packages", "dist-packages") for part in root.parts):
+        return False
+    try:
+        project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8")).get("project", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return isinstance(project, dict) and project.get("name") == "recstream"
+
+
+def source_checkout() -> Path | None:
+    """:data:`REPO_ROOT` when the code runs from a source checkout of recstream, else None.
+
+    A checkout is a folder holding recstream's own ``pyproject.toml`` above the package, outside
+    any site-packages (a clone after ``make install``, or a copy of its files); a ``.git`` folder
+    is not required. An installed wheel never is one.
+    """
+    return REPO_ROOT if _is_checkout(REPO_ROOT) else None
+
+
+def _user_home() -> Path:
+    try:
+        return Path.home()
+    except RuntimeError:
+        raise ValueError(f"no home directory (HOME is unset): set {ENV_PREFIX}HOME") from None
+
+
+def default_home() -> Path:
+    """``$XDG_DATA_HOME/recstream``, or ``~/.local/share/recstream`` (XDG_DATA_HOME unset or
+    relative, which the XDG specification says to ignore)."""
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else _user_home() / ".local" / "share"
+    return base / "recstream"
 
 
 class SettingsError(ValueError):
@@ -84,12 +169,28 @@ class Settings(BaseSettings):
         private ``environ`` (tests, a second deployment) is not mixed with ``os.environ``."""
         return (init_settings,)
 
-    # --- local stack -------------------------------------------------------------------
-    stack_dir: Path = Field(REPO_ROOT / ".stack", description="State, logs and pids of the local stack.")
-    cache_dir: Path = Field(
-        Path.home() / ".cache" / "recstream",
-        description="Cache for resolved server jars and the dependency environment.",
+    # --- writable paths (defaults: see the module docstring and _writable_paths) --------
+    home: Path = Field(
+        description="Folder the writable paths below default under. Unset: the per-user data folder, "
+        "or, run from a source checkout, the checkout itself with its own layout (`in a checkout`).",
     )
+    stack_dir: Path = Field(description="State, logs and pids of the local stack.")
+    model_dir: Path = Field(description="Trained fusion models.")
+    reports_dir: Path = Field(
+        description="JSON reports of `recstream bench`, `eval` and `soak` (`chaos/soak.json`)."
+    )
+    docs_dir: Path = Field(
+        description="Markdown reports and plots of `recstream bench` (BENCHMARKS.md) and `soak` "
+        "(its section of RELIABILITY.md): the repo's docs/ in a checkout, else reports_dir.",
+    )
+    cache_dir: Path = Field(
+        description="Cache for resolved server jars, ONNX exports and the dependency environment.",
+    )
+    embedding_cache_dir: Path = Field(
+        description="Cache of a dataset's catalogue text embeddings (`recstream train` and `eval`).",
+    )
+
+    # --- local stack -------------------------------------------------------------------
     cassandra_heap: str = Field("1G", description="Heap (-Xmx/-Xms) of the local Cassandra node.")
     kafka_heap: str = Field("512M", description="Heap of the local Kafka broker.")
     stack_start_timeout_s: float = Field(
@@ -202,7 +303,6 @@ class Settings(BaseSettings):
         "catalogue waits for its upload; then it is re-queued (up to 10 times) before being applied "
         "without the item.",
     )
-    model_dir: Path = Field(REPO_ROOT / "artifacts" / "models", description="Trained fusion models.")
 
     # --- edge limits -------------------------------------------------------------------
     max_message_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted Kafka message.")
@@ -252,6 +352,33 @@ class Settings(BaseSettings):
         if not [p for p in v.split(",") if p.strip()]:
             raise ValueError("must name at least one host")
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _writable_paths(cls, data: Any) -> Any:
+        """Fill each writable path not set explicitly (unset or empty): the module docstring's rule."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        given = {
+            name: Path(str(data[name])).expanduser()
+            for name in WRITABLE_PATH_FIELDS
+            if data.get(name) is not None and str(data[name]) != ""
+        }
+        checkout = None if "home" in given else source_checkout()
+        home = given.get("home") or checkout or default_home()
+        paths = {"home": home}
+        for name, (in_checkout, in_home) in CHECKOUT_LAYOUT.items():
+            paths[name] = given.get(name) or (checkout / in_checkout if checkout else home / in_home)
+        paths["docs_dir"] = given.get("docs_dir") or (checkout / "docs" if checkout else paths["reports_dir"])
+        # Caches stay in the per-user cache folder unless RECSTREAM_HOME gathers everything.
+        cache = home / "cache" if "home" in given else None
+        paths["cache_dir"] = given.get("cache_dir") or cache or _user_home() / ".cache" / "recstream"
+        paths["embedding_cache_dir"] = given.get("embedding_cache_dir") or (
+            checkout / "artifacts" / "cache" if checkout else paths["cache_dir"] / "embeddings"
+        )
+        data.update(paths)
+        return data
 
     @model_validator(mode="before")
     @classmethod

@@ -1,6 +1,7 @@
 """``recstream bench``: print benchmark figures, write JSON, a PNG and docs/BENCHMARKS.md.
 
-Layout of the JSON report (``--out``, default ``reports/bench.json``); keys of earlier
+Layout of the JSON report (``--out``, default ``<reports_dir>/bench.json``: ``reports/`` of a
+source checkout; the Markdown and PNG go to ``docs_dir``, ``docs/`` there); keys of earlier
 versions keep their names and meaning::
 
     date, machine (one line), device, seconds, repeats   what ran, where (kept as before)
@@ -41,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from recstream.lab import targets as tg
-from recstream.settings import REPO_ROOT, load_settings
+from recstream.settings import load_settings
 
 STREAM_ROWS = ("click", "passthrough", "faust_passthrough", "review")
 
@@ -51,8 +52,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("bench", help="benchmarks against the local stack (figures checked only if --require)")
     p.add_argument("--seconds", type=float, default=8.0, help="duration of each measured loop")
     p.add_argument("--repeats", type=int, default=3, help="repeats per figure (medians reported)")
-    p.add_argument("--out", type=Path, default=REPO_ROOT / "reports" / "bench.json", help="JSON report")
-    p.add_argument("--doc", type=Path, default=REPO_ROOT / "docs" / "BENCHMARKS.md", help="Markdown report")
+    p.add_argument("--out", type=Path, help="JSON report (default: <RECSTREAM_REPORTS_DIR>/bench.json)")
+    p.add_argument(
+        "--doc", type=Path, help="Markdown report, PNG beside (default: <RECSTREAM_DOCS_DIR>/BENCHMARKS.md)"
+    )
     p.add_argument("--clicks", type=int, default=5000, help="clicks per click-path burst")
     p.add_argument("--rate", type=float, default=500.0, help="offered rate of the freshness run (events/s)")
     p.add_argument(
@@ -99,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
     from recstream.lab.workerproc import recstream_environ
 
     settings = load_settings()
+    out: Path = args.out or settings.reports_dir / "bench.json"
+    doc: Path = args.doc or settings.docs_dir / "BENCHMARKS.md"
     # Taken first: the code and machine as the run starts (the run rewrites docs/BENCHMARKS.md).
     prov = provenance(load_settings({**recstream_environ(), **WORKER_OVERRIDES}))
     load_before = os.getloadavg()[0]
@@ -148,12 +153,13 @@ def run(args: argparse.Namespace) -> int:
     if stream:
         print(stream_md)
     status = tg.report_targets(report, required, enforced, tg.BENCH_FIGURES, "bench")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    png = args.doc.parent / "bench.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    png = doc.parent / "bench.png"
     plot(rows, when, png)
-    args.doc.write_text(markdown_doc(report, table, stream_md, required, enforced))
-    print(f"wrote {args.out}, {args.doc}, {png}")
+    doc.write_text(markdown_doc(report, table, stream_md, required, enforced))
+    print(f"wrote {out}, {doc}, {png}")
     return status
 
 

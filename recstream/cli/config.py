@@ -8,7 +8,19 @@ from pathlib import Path
 from typing import Any
 
 from recstream.security import MASK
-from recstream.settings import ENV_PREFIX, SECRET_FIELDS, Settings, load_settings
+from recstream.settings import CHECKOUT_LAYOUT, ENV_PREFIX, SECRET_FIELDS, Settings, load_settings
+
+#: Default column of the writable paths, computed at start-up (see recstream/settings.py).
+PATH_DEFAULTS = {
+    "home": "`$XDG_DATA_HOME/recstream` (`~/.local/share/recstream`); in a checkout: `.`",
+    **{
+        name: f"`<home>/{in_home}`; in a checkout: `./{in_checkout}`"
+        for name, (in_checkout, in_home) in CHECKOUT_LAYOUT.items()
+    },
+    "docs_dir": "`<reports_dir>`; in a checkout: `./docs`",
+    "cache_dir": "`~/.cache/recstream`; `<home>/cache` if `RECSTREAM_HOME` is set",
+    "embedding_cache_dir": "`<cache_dir>/embeddings`; in a checkout: `./artifacts/cache`",
+}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,13 +42,9 @@ def markdown_table() -> str:
     rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
         default = field.default
-        shown = "" if default is None else str(default)
-        if name in ("stack_dir", "model_dir"):
-            shown = shown.replace(str(Settings.model_fields["stack_dir"].default.parent), ".")
-        if name == "cache_dir":
-            shown = "~/.cache/recstream"
+        shown = PATH_DEFAULTS.get(name) or f"`{'' if default is None else default}`"
         desc = field.description or ""
-        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | `{shown}` | {desc} |")
+        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {shown} | {desc} |")
     return "\n".join(rows)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from recstream.settings import REPO_ROOT, load_settings
 
+#: The sample dataset of the source checkout (read only; not part of an installed wheel).
 SAMPLE = REPO_ROOT / "deploy" / "local" / "sample" / "movielens"
 
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from recstream.settings import REPO_ROOT, load_settings
+from recstream.settings import load_settings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,13 +52,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--cut", type=float, default=0.8, help="fraction of ratings before the cut (0-1)")
     p.add_argument("--model", type=Path, default=None, help="fusion artefact folder (default: latest)")
     p.add_argument(
-        "--out", type=Path, default=REPO_ROOT / "reports" / "eval.json", help="JSON report (.md/.png beside)"
+        "--out", type=Path, help="JSON report, .md/.png beside (default: <RECSTREAM_REPORTS_DIR>/eval.json)"
     )
     p.add_argument(
         "--cache-dir",
         type=Path,
-        default=REPO_ROOT / "artifacts" / "cache",
-        help="cache of text embeddings (shared with `recstream train`)",
+        help="text embedding cache, shared with `recstream train` (default: RECSTREAM_EMBEDDING_CACHE_DIR)",
     )
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -103,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         path = parse_dataset_arg(args.dataset)
         ml = load_movielens(path)
-        known = known_texts(ml, args.cache_dir)
+        known = known_texts(ml, args.cache_dir or settings.embedding_cache_dir)
         t_load = time.monotonic() - t0
         kwargs = {"cut_frac": args.cut, "dataset_arg": args.dataset, "progress": not args.no_progress}
         parity_figures = None
@@ -133,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
             **({"parity": parity_figures} if parity_figures is not None else {}),
         },
     )
-    paths = write_report(report, result, args.out)
+    paths = write_report(report, result, args.out or settings.reports_dir / "eval.json")
     print(markdown_table(report))
     if parity_figures is not None:
         print(

@@ -3,7 +3,8 @@
 Creates an isolated deployment (own topics, consumer group, keyspace) on the stack the
 ``RECSTREAM_*`` settings name, starts one worker, sends MovieLens events (cycled, stamped with
 the wall clock) at ``--rate`` for ``--minutes``, then waits for the backlog to drain. Writes
-the JSON report, a PNG plot and the soak section of docs/RELIABILITY.md. Exit code 1 when an
+the JSON report (RECSTREAM_REPORTS_DIR), a PNG plot and the soak section of RELIABILITY.md
+(RECSTREAM_DOCS_DIR: docs/ of a source checkout). Exit code 1 when an
 event got no list, the worker died, or the lag never returned to zero; 3 when the run worked
 but missed a target required with --require (docs/targets.toml, set [soak]: 500 events/s for
 10 minutes, freshness p99 <= 100 ms, lag back to 0 within 10 s, RSS flat after the warm-up).
@@ -24,6 +25,7 @@ from typing import Any
 from recstream.lab import targets as tg
 from recstream.settings import REPO_ROOT
 
+#: The sample dataset of the source checkout (read only; not part of an installed wheel).
 SAMPLE = REPO_ROOT / "deploy" / "local" / "sample" / "movielens"
 
 
@@ -40,8 +42,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--dataset", default=f"movielens:{SAMPLE}", metavar="movielens:DIR", help="events to cycle through"
     )
-    p.add_argument("--out", type=Path, default=REPO_ROOT / "reports" / "chaos" / "soak.json", help="JSON")
-    p.add_argument("--doc", type=Path, default=REPO_ROOT / "docs" / "RELIABILITY.md", help="Markdown doc")
+    p.add_argument("--out", type=Path, help="JSON (default: <RECSTREAM_REPORTS_DIR>/chaos/soak.json)")
+    p.add_argument("--doc", type=Path, help="Markdown doc (default: <RECSTREAM_DOCS_DIR>/RELIABILITY.md)")
     p.add_argument("--keep", action="store_true", help="keep the deployment's topics and keyspace")
     tg.add_target_arguments(p, "soak")
     p.set_defaults(func=run)
@@ -159,10 +161,12 @@ def run(args: argparse.Namespace) -> int:
     from recstream.settings import load_settings
 
     settings = load_settings()
+    out: Path = args.out or settings.reports_dir / "chaos" / "soak.json"
+    doc_path: Path = args.doc or settings.docs_dir / "RELIABILITY.md"
     base = recstream_environ()
     base.setdefault("RECSTREAM_LOG_LEVEL", "WARNING")
     events = list(movielens_events(load_movielens(parse_dataset_arg(args.dataset))))
-    deployment = Deployment.create(base, args.out.parent / "logs" / "soak")
+    deployment = Deployment.create(base, out.parent / "logs" / "soak")
     prov = provenance(deployment.settings)  # the code and machine as the run starts
     print(f"[soak] {len(events):,} events to cycle; deployment {deployment.settings.consumer_group}")
     try:
@@ -186,12 +190,13 @@ def run(args: argparse.Namespace) -> int:
     )
     status = tg.report_targets(report, required, enforced, tg.SOAK_FIGURES, "soak")
     report["outcome"] = outcome(ok, status)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    png = args.doc.parent / "soak.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    doc_path.parent.mkdir(parents=True, exist_ok=True)
+    png = doc_path.parent / "soak.png"
     plot(report, png)
-    doc = args.doc.read_text() if args.doc.exists() else "# Reliability\n"
-    args.doc.write_text(replace_section(doc, "soak", summary(report, png.name)))
+    doc = doc_path.read_text() if doc_path.exists() else "# Reliability\n"
+    doc_path.write_text(replace_section(doc, "soak", summary(report, png.name)))
     print(summary(report, png.name))
-    print(f"[soak] report {args.out}, plot {png}, doc {args.doc}", file=sys.stderr)
+    print(f"[soak] report {out}, plot {png}, doc {doc_path}", file=sys.stderr)
     return status if ok else 1

@@ -16,8 +16,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="start/stop/inspect local Kafka, Cassandra and Triton",
         description=(
             "Runs real servers on 127.0.0.1: Kafka 3.9 (KRaft) and Cassandra 5.0 from Maven "
-            "Central jars, Triton from the nvidia-pytriton wheel. State and logs live under "
-            ".stack/ (or RECSTREAM_STACK_DIR); jars are cached under ~/.cache/recstream."
+            "Central jars, Triton from the nvidia-pytriton wheel. State and logs live in "
+            "RECSTREAM_STACK_DIR (default <RECSTREAM_HOME>/stack, or .stack/ of a source "
+            "checkout); jars are cached in RECSTREAM_CACHE_DIR (default ~/.cache/recstream). "
+            "`recstream config` shows both."
         ),
     )
     p.add_argument("action", choices=["up", "down", "status"], help="what to do")

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from recstream.settings import REPO_ROOT, load_settings
+from recstream.settings import load_settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,8 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--cache-dir",
         type=Path,
-        default=REPO_ROOT / "artifacts" / "cache",
-        help="cache of text embeddings (keyed by dataset fingerprint)",
+        help="text embedding cache, keyed by dataset fingerprint (default: RECSTREAM_EMBEDDING_CACHE_DIR)",
     )
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         t0 = time.monotonic()
         ml = load_movielens(parse_dataset_arg(args.dataset))
-        ids, text = cached_text_embeddings(ml, args.cache_dir)
+        ids, text = cached_text_embeddings(ml, args.cache_dir or settings.embedding_cache_dir)
         t_text = time.monotonic() - t0
         policy = UserStatePolicy.from_settings(
             settings,

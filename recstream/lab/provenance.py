@@ -3,7 +3,8 @@
 Every report (``reports/chaos/*.json``, soak, bench, eval) carries a ``provenance`` entry::
 
     {"commit": "4e09550...", "commit_short": "4e09550037", "branch": "main", "dirty": false,
-     "dirty_count": 0, "dirty_paths": [], "date": "2026-11-23T03:32:00+00:00",
+     "dirty_count": 0, "dirty_paths": [], "checkout": true, "version": "0.1.0",
+     "date": "2026-11-23T03:32:00+00:00",
      "machine": {"host": ..., "arch": ..., "python": ..., "cores": 2, "cores_usable": 2,
                  "memory_gib": 7.8, "memory_available_gib": 3.1,
                  "load_average": {"1m": 2.1, "5m": 1.9, "15m": 1.7}},
@@ -14,6 +15,12 @@ even when asked for. ``settings_from`` says whose they are: the measured process
 the caller) or, when the caller had none to pass, the ``RECSTREAM_*`` environment of the
 process writing the report (a worker started with other variables may differ).
 
+The commit is that of the source checkout the code runs from (:func:`recstream.settings.source_checkout`,
+with its own ``.git``). Run from an installed wheel there is none: ``checkout`` is false, the
+git fields are null (:func:`describe` says "not a checkout") and ``version``, the installed
+distribution's, is what names the code. ``git`` is never asked about a folder without its own
+``.git``, so a package installed inside some other repository never records that one's commit.
+
 Nothing here raises: a report must not be lost because ``git`` or ``/proc`` is unavailable
 (the fields then say ``null``).
 """
@@ -21,6 +28,7 @@ Nothing here raises: a report must not be lost because ``git`` or ``/proc`` is u
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
 import os
 import platform
 import subprocess
@@ -30,7 +38,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from recstream.settings import REPO_ROOT, SECRET_FIELDS, SECRET_FILE_FIELDS, Settings, load_settings
+from recstream.settings import SECRET_FIELDS, SECRET_FILE_FIELDS, Settings, load_settings, source_checkout
 
 #: Settings that change figures: batching, commit cadence, back-pressure, caches, retrieval,
 #: concurrency, consistency, and where the servers are. Never a secret (see :func:`settings_of`).
@@ -82,12 +90,25 @@ def parse_porcelain(text: str) -> list[str]:
     return paths
 
 
-def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
-    """Commit, branch and whether the tree differs from it (tracked or untracked, not ignored)."""
+def git_state(root: Path | None = None) -> dict[str, Any]:
+    """Commit, branch and whether the tree differs from it (tracked or untracked, not ignored).
+
+    Args:
+        root: The git checkout; None: the source checkout the code runs from, if any.
+            ``checkout`` is false (and the rest null) when it is none or has no ``.git`` of its
+            own, true when it has (the commit may still be null if ``git`` fails).
+    """
+    unknown: dict[str, Any] = {
+        "commit": None, "commit_short": None, "branch": None, "dirty": None, "dirty_count": 0,
+        "dirty_paths": [],
+    }  # fmt: skip
+    if root is None:
+        root = source_checkout()
+    if root is None or not (root / ".git").exists():
+        return {**unknown, "checkout": False}
     commit = _git(root, "rev-parse", "HEAD")
     if commit is None:
-        return {"commit": None, "commit_short": None, "branch": None, "dirty": None, "dirty_count": 0,
-                "dirty_paths": []}  # fmt: skip
+        return {**unknown, "checkout": True}
     status = _git(root, "status", "--porcelain")
     paths = parse_porcelain(status) if status is not None else []
     branch = (_git(root, "rev-parse", "--abbrev-ref", "HEAD") or "").strip() or None
@@ -98,7 +119,16 @@ def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
         "dirty": None if status is None else bool(paths),
         "dirty_count": len(paths),
         "dirty_paths": paths[:MAX_DIRTY_PATHS],
+        "checkout": True,
     }
+
+
+def installed_version() -> str | None:
+    """The version of the installed ``recstream`` distribution (None when it is not installed)."""
+    try:
+        return importlib.metadata.version("recstream")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def parse_meminfo(text: str) -> dict[str, float]:
@@ -152,13 +182,13 @@ def settings_of(settings: Settings, names: tuple[str, ...] = RECORDED_SETTINGS) 
     return out
 
 
-def provenance(settings: Settings | None = None, root: Path = REPO_ROOT) -> dict[str, Any]:
+def provenance(settings: Settings | None = None, root: Path | None = None) -> dict[str, Any]:
     """The ``provenance`` entry of a report, taken now.
 
     Args:
         settings: The settings the measured process ran with; None: this process's environment
             (a failure to load them is recorded instead of raised).
-        root: The repository whose commit is recorded.
+        root: The repository whose commit is recorded (default: the source checkout, if any).
     """
     recorded: dict[str, Any]
     try:
@@ -167,6 +197,7 @@ def provenance(settings: Settings | None = None, root: Path = REPO_ROOT) -> dict
         recorded = {"error": type(exc).__name__}
     return {
         **git_state(root),
+        "version": installed_version(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine_state(),
         "settings": recorded,
@@ -188,9 +219,13 @@ def commit_of(report: Mapping[str, Any]) -> str | None:
 
 
 def describe(prov: Mapping[str, Any]) -> str:
-    """One line for a Markdown report: commit, tree state, date, machine."""
-    commit = prov.get("commit_short") or "unknown commit"
-    tree = {True: "dirty tree", False: "clean tree", None: "tree state unknown"}[prov.get("dirty")]
+    """One line for a Markdown report: commit and tree state (or the installed version), date, machine."""
+    if prov.get("checkout") is False:
+        code = f"recstream {prov.get('version') or '(unknown version)'} (not a checkout)"
+    else:
+        commit = prov.get("commit_short") or "unknown commit"
+        tree = {True: "dirty tree", False: "clean tree", None: "tree state unknown"}[prov.get("dirty")]
+        code = f"commit `{commit}` ({tree})"
     m = prov.get("machine") or {}
     load = (m.get("load_average") or {}).get("1m")
     parts = [
@@ -200,4 +235,4 @@ def describe(prov: Mapping[str, Any]) -> str:
         f"load {load:.2f}" if load is not None else None,
     ]
     machine = ", ".join(p for p in parts if p)
-    return f"commit `{commit}` ({tree}), {prov.get('date', '?')}, {machine}"
+    return f"{code}, {prov.get('date', '?')}, {machine}"

@@ -1,6 +1,8 @@
 """Required figures ("targets") of ``recstream bench`` and ``recstream soak``: parse and check.
 
-The documented targets live in one file, ``docs/targets.toml``: one table per named set
+The documented targets live in one file of the repository, ``docs/targets.toml`` (part of the
+docs, not of an installed wheel: run from one, there is no documented set and ``--require-file
+PATH`` names a targets file explicitly): one table per named set
 (``[bench]``, ``[soak]``), each mapping a figure name to its target. A figure's direction is
 fixed by the catalogue of the command (:data:`BENCH_FIGURES`, :data:`SOAK_FIGURES`): rates
 and ratios are minima, latencies, delays, growth and counts are maxima, so ``name = value``
@@ -22,9 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recstream.settings import REPO_ROOT
+from recstream.settings import source_checkout
 
-TARGETS_FILE = REPO_ROOT / "docs" / "targets.toml"
+_CHECKOUT = source_checkout()
+#: The documented targets, ``docs/targets.toml`` of the source checkout the code runs from;
+#: None when there is none (an installed wheel).
+TARGETS_FILE: Path | None = _CHECKOUT / "docs" / "targets.toml" if _CHECKOUT else None
+#: What a report names as the source of its targets when there is no documented file.
+NO_DOCUMENTED = "no documented targets (not a source checkout; --require-file PATH names a file)"
 #: Exit status of a command whose run worked but missed a required target.
 EXIT_TARGET_MISSED = 3
 
@@ -197,9 +204,11 @@ def parse_target_file(text: str, set_name: str, catalogue: Mapping[str, Figure])
 
 
 def shown(path: Path) -> str:
-    """``path`` relative to the repository when inside it (how reports name a targets file)."""
+    """``path`` relative to the source checkout when inside it (how reports name a targets file)."""
+    if _CHECKOUT is None:
+        return str(path)
     try:
-        return str(path.resolve().relative_to(REPO_ROOT))
+        return str(path.resolve().relative_to(_CHECKOUT))
     except ValueError:
         return str(path)
 
@@ -227,13 +236,17 @@ def resolve(
     require_file: Path | None,
     set_name: str,
     catalogue: Mapping[str, Figure],
-    documented: Path = TARGETS_FILE,
+    documented: Path | None = TARGETS_FILE,
 ) -> Required | None:
     """The targets asked for on a command line; None when none were asked for.
 
     ``require`` is the value of ``--require``: None when absent, ``""`` when given without a
     value (the set ``set_name`` of ``require_file``, or of the documented file), else
     ``NAME=NUMBER,...``, which overrides the same names of ``require_file`` when both are given.
+
+    Raises:
+        TargetError: Also when the documented set is asked for and there is no documented file
+            (``documented`` None: not a source checkout).
     """
     if require is None and require_file is None:
         return None
@@ -241,6 +254,11 @@ def resolve(
     sources = []
     if require_file is not None or not require:
         path = require_file or documented
+        if path is None:
+            raise TargetError(
+                "--require without a value means the documented targets, and there are none outside "
+                "a source checkout: name a targets file with --require-file PATH"
+            )
         targets.update(load_target_file(path, set_name, catalogue))
         sources.append(f"{shown(path)} [{set_name}]")
     if require:
@@ -349,7 +367,7 @@ def add_target_arguments(p: argparse.ArgumentParser, command: str) -> None:
         const="",
         metavar="NAME=N,...",
         help=f"exit {EXIT_TARGET_MISSED} when a figure misses its target; no value: the documented "
-        f"set [{command}] of docs/targets.toml (or of --require-file)",
+        f"set [{command}] of docs/targets.toml in a source checkout (or of --require-file)",
     )
     p.add_argument("--require-file", type=Path, metavar="PATH", help="targets file (TOML, sets as tables)")
     p.add_argument(
@@ -364,9 +382,11 @@ def targets_of(args: argparse.Namespace, catalogue: Mapping[str, Figure]) -> tup
     Raises:
         TargetError: A bad ``--require``/``--require-file``, or a documented set that cannot be read.
     """
-    required = resolve(args.require, args.require_file, args.target_set, catalogue)
+    required = resolve(args.require, args.require_file, args.target_set, catalogue, TARGETS_FILE)
     if required is not None:
         return required, True
+    if TARGETS_FILE is None:
+        return Required({}, NO_DOCUMENTED), False
     documented = load_target_file(TARGETS_FILE, args.target_set, catalogue)
     return Required(documented, f"{shown(TARGETS_FILE)} [{args.target_set}]"), False
 

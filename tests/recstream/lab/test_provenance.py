@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from recstream.lab import provenance as pv
-from recstream.settings import SECRET_FIELDS, load_settings
+from recstream.settings import REPO_ROOT, SECRET_FIELDS, load_settings
 
 
 def _git(root: Path, *args: str) -> None:
@@ -104,3 +104,30 @@ def test_describe_is_one_line() -> None:
         "commit `4e09550037` (dirty tree), 2026-11-23T03:32:00+00:00, vm, 2 cores, 23.5 GiB, load 4.20"
     )
     assert pv.describe({}).startswith("commit `unknown commit` (tree state unknown)")
+
+
+def test_a_folder_without_its_own_git_is_not_a_checkout_even_inside_a_repository(repo: Path) -> None:
+    """A package installed inside some other repository must not record that one's commit."""
+    inner = repo / "venv" / "site-packages"
+    inner.mkdir(parents=True)
+    state = pv.git_state(inner)
+    assert state["checkout"] is False and state["commit"] is None and state["dirty"] is None
+    assert pv.git_state(repo)["checkout"] is True
+
+
+def test_installed_code_records_not_a_checkout_and_its_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pv, "source_checkout", lambda: None)
+    p = pv.provenance(load_settings({}))
+    assert p["checkout"] is False and p["commit"] is None and p["dirty"] is None
+    assert p["version"] == pv.installed_version() and p["version"]
+    assert pv.describe(p).startswith(f"recstream {p['version']} (not a checkout), ")
+    assert pv.commit_of({"provenance": p}) is None
+    json.dumps(p)
+
+
+def test_the_running_checkout_is_recorded_by_default() -> None:
+    state = pv.git_state()
+    if (REPO_ROOT / ".git").exists():  # a clone; a copy of its files without .git is no checkout
+        assert state["checkout"] is True and state["commit"]
+    else:
+        assert state["checkout"] is False and state["commit"] is None

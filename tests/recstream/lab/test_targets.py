@@ -8,6 +8,7 @@ import pytest
 
 from recstream.cli import build_parser
 from recstream.lab import targets as tg
+from recstream.settings import REPO_ROOT
 
 SOAK = tg.SOAK_FIGURES
 BENCH = tg.BENCH_FIGURES
@@ -51,6 +52,7 @@ def test_target_file_sets_are_tables_of_numbers() -> None:
 
 
 def test_documented_file_holds_both_sets_with_known_figures() -> None:
+    assert tg.TARGETS_FILE == REPO_ROOT / "docs" / "targets.toml"  # run from the checkout
     bench = tg.load_target_file(tg.TARGETS_FILE, "bench", BENCH)
     soak = tg.load_target_file(tg.TARGETS_FILE, "soak", SOAK)
     # The issue's targets (13 and 18), written down once.
@@ -168,3 +170,25 @@ def test_require_without_value_means_the_documented_set() -> None:
     plain = build_parser().parse_args(["soak"])
     documented, enforced = tg.targets_of(plain, SOAK)
     assert not enforced and documented.targets == required.targets
+
+
+def test_outside_a_checkout_there_is_no_documented_set_but_a_file_can_be_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An installed wheel holds no docs/: reported figures carry no targets, --require needs a file."""
+    monkeypatch.setattr(tg, "TARGETS_FILE", None)
+    monkeypatch.setattr(tg, "_CHECKOUT", None)
+    plain, enforced = tg.targets_of(build_parser().parse_args(["soak"]), SOAK)
+    assert not enforced and plain.targets == {} and plain.source == tg.NO_DOCUMENTED
+    with pytest.raises(tg.TargetError, match="--require-file"):
+        tg.targets_of(build_parser().parse_args(["soak", "--require"]), SOAK)
+    listed = build_parser().parse_args(["bench", "--list-figures"])
+    assert listed.func(listed) == 0 and "(no target)" in capsys.readouterr().out
+    given = tmp_path / "mine.toml"
+    given.write_text("[soak]\nmissing = 0\n")
+    required, enforced = tg.targets_of(
+        build_parser().parse_args(["soak", "--require-file", str(given)]), SOAK
+    )
+    assert enforced and required.targets == {"missing": 0.0} and required.source == f"{given} [soak]"
+    only = tg.targets_of(build_parser().parse_args(["soak", "--require", "missing=0"]), SOAK)
+    assert only[0].targets == {"missing": 0.0}
