@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -34,11 +35,15 @@ from streams.web.routes import register as register_routes
 log = logging.getLogger("recstream.worker")
 
 
+#: Builds the runtime once the app is starting (``recstream.cli.worker.build_runtime``).
+RuntimeFactory = Callable[["RecstreamApp"], Awaitable[Runtime]]
+
+
 class RecstreamApp(faust.App):
     """Faust app whose start-up connects the runtime before any agent consumes."""
 
     runtime: Runtime | None = None
-    runtime_factory: Any = None
+    runtime_factory: RuntimeFactory | None = None
     ops_web: OpsWeb | None = None
     #: Read by the consumer thread of :class:`streams.faust_transport.Transport`.
     fetch_max_wait_ms: int = DEFAULT_FETCH_MAX_WAIT_MS
@@ -51,13 +56,19 @@ class RecstreamApp(faust.App):
         await super().on_start()
         if self.runtime is None and self.runtime_factory is not None:
             self.runtime = await self.runtime_factory(self)
-            # A click waiting for its item must not hold up a rebalance (which waits for the
-            # batches in flight) while the item's upload waits for that very rebalance.
-            self.runtime.processor.rebalancing = lambda: bool(self.rebalancing)
             # The start-up heap (catalogue, model, clients) is long-lived: collections skip it.
             frozen = gcpause.freeze_startup_heap()
             gcpause.observe_pauses()
             log.info("garbage collector: %d start-up objects frozen", frozen)
+
+    def is_rebalancing(self) -> bool:
+        """Whether the consumer group is rebalancing now.
+
+        The factory hands it to the processor (``ProcessorDeps.rebalancing``): a click waiting
+        for its item must not hold up a rebalance (which waits for the batches in flight) while
+        the item's upload waits for that very rebalance.
+        """
+        return bool(self.rebalancing)
 
     async def on_stop(self) -> None:
         if self.runtime is not None:
@@ -99,7 +110,7 @@ class FaustKafka:
         return int(self.app.consumer_generation_id)
 
 
-def create_app(settings: Settings, runtime_factory: Any) -> RecstreamApp:
+def create_app(settings: Settings, runtime_factory: RuntimeFactory) -> RecstreamApp:
     """Build the app. ``runtime_factory(app)`` is awaited at start and returns the Runtime."""
     settings_session_timeout = 15.0
     # Faust creates its datadir without parents: a fresh stack dir would crash the worker.

@@ -11,6 +11,10 @@ Nothing is written to the state store here: the cache writes changed users behin
 offsets covering them are committed (:mod:`streams.checkpoint`). A failure raises before any
 state changes (every await comes before the synchronous apply), so the caller may retry the
 same batch; events applied by an earlier attempt are recognised as duplicates.
+
+Everything the processor works with (model client, store, index, served model, clock, metrics,
+the rebalance signal) comes in one :class:`ProcessorDeps` at construction; nothing is attached
+to a processor afterwards.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Final, Protocol
 
 import numpy as np
 
@@ -81,46 +86,120 @@ def effective_tau(settings: Settings, model: FusionInfo) -> float:
     return model.tau_s
 
 
+class Observer(Protocol):
+    """A histogram child (``recstream_stage_seconds{stage}``)."""
+
+    def observe(self, amount: float) -> None:
+        """Record one duration in seconds."""
+
+
+class Incrementer(Protocol):
+    """A counter child (``recstream_events_total{type,outcome}``)."""
+
+    def inc(self, amount: float = 1) -> None:
+        """Add ``amount``."""
+
+
+class ProcessorMetrics(Protocol):
+    """What the processor records into (default: :class:`PrometheusMetrics`)."""
+
+    def stage(self, name: str) -> Observer:
+        """Latency of one pipeline stage for one batch; taken once per stage at construction."""
+
+    def events(self, event_type: str, outcome: str) -> Incrementer:
+        """Events by type and outcome (``processed``, ``duplicate``, ``unknown_item``)."""
+
+    def catalog_items(self, n: int) -> None:
+        """Items in the retrieval catalogue now."""
+
+
+class PrometheusMetrics:
+    """:class:`ProcessorMetrics` on the process's Prometheus metrics (:mod:`recstream.metrics`)."""
+
+    #: The cached children of :mod:`recstream.metrics` themselves (no wrapper call per batch).
+    stage = staticmethod(metrics.stage)
+    events = staticmethod(metrics.events)
+
+    def catalog_items(self, n: int) -> None:
+        metrics.CATALOG_ITEMS.set(n)
+
+
+#: The default metrics of every processor.
+PROMETHEUS = PrometheusMetrics()
+
+
+def never() -> bool:
+    """A rebalance signal that is never raised (evaluation, tests)."""
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorDeps:
+    """The processor's collaborators, given once at construction.
+
+    Args:
+        client: Model client (Triton in workers, in-process in the fast evaluation).
+        store: State store (items are written through at once; users through ``cache``).
+        index: Item index for retrieval.
+        model: Served model dimensions and version.
+        clock: Wall clock in seconds; stamps ``generated_at`` of the lists.
+        metrics: What the processor records into (default: the Prometheus metrics).
+        rebalancing: Whether the worker's consumer group is rebalancing (the Faust app's flag in
+            workers): a click waiting for its item then stops waiting, since the rebalance
+            waits for its batch.
+        cache: Partition-owned user states (default: a new cache over ``store``).
+    """
+
+    client: InferenceClient
+    store: StateStore
+    index: ItemIndex
+    model: FusionInfo
+    clock: Callable[[], float] = time.time
+    metrics: ProcessorMetrics = PROMETHEUS
+    rebalancing: Callable[[], bool] = never
+    cache: StateCache | None = None
+
+
 class Processor:
     """The worker's logic, independent of Faust (used by agents, evaluation and tests).
 
     Args:
         settings: Settings (K, decay, weights, bounds).
-        client: Model client (Triton in workers, in-process in the fast evaluation).
-        store: State store (items are written through at once; users through ``cache``).
-        index: Item index for retrieval.
-        model: Served model dimensions and version.
-        clock: Wall clock in seconds (injectable for tests).
-        cache: Partition-owned user states (default: a cache over ``store``).
+        deps: The collaborators (client, store, index, model, clock, metrics, rebalance signal).
+
+    The collaborators are final attributes of the same names (``client``, ``store``, ``index``,
+    ``model``, ``cache``, ``clock``, ``rebalancing``), bound once here so the hot path reads them
+    directly; the runtime reports a batch retrying after a dependency failure through
+    :meth:`retry_started` and :meth:`retry_ended`.
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        client: InferenceClient,
-        store: StateStore,
-        index: ItemIndex,
-        model: FusionInfo,
-        clock: Callable[[], float] = time.time,
-        cache: StateCache | None = None,
-    ) -> None:
-        self.settings = settings
-        self.client = client
-        self.store = store
-        self.cache = cache or StateCache(store, settings.state_cache_max_users)
-        self.index = index
-        self.model = model
-        self.tau_s = effective_tau(settings, model)
-        self.trending = Trending()
-        self.clock = clock
-        self.titles: dict[str, str] = {}
+    def __init__(self, settings: Settings, deps: ProcessorDeps) -> None:
+        self.settings: Final = settings
+        self.deps: Final = deps
+        self.client: Final = deps.client
+        self.store: Final = deps.store
+        self.cache: Final = deps.cache or StateCache(deps.store, settings.state_cache_max_users)
+        self.index: Final = deps.index
+        self.model: Final = deps.model
+        self.clock: Final = deps.clock
+        self.rebalancing: Final = deps.rebalancing
+        self.tau_s: Final = effective_tau(settings, deps.model)
+        self.trending: Final = Trending()
+        self.titles: Final[dict[str, str]] = {}
         #: Negative control of the chaos tests only (``RECSTREAM_FAULT_HOOK=no_dedup``).
-        self.no_dedup = FaultPoints(settings.fault_hook).no_dedup
-        #: Batches currently retrying after a dependency failure (maintained by the runtime).
-        self.failing_batches = 0
-        #: Whether the worker's consumer group is rebalancing (set by the Faust app): a click
-        #: waiting for its item then stops waiting, since the rebalance waits for its batch.
-        self.rebalancing: Callable[[], bool] = lambda: False
+        self.no_dedup: Final = FaultPoints(settings.fault_hook).no_dedup
+        self._failing_batches = 0
+        # Bound once: the hot path calls these directly.
+        m = deps.metrics
+        self._events = m.events
+        self._catalog_items = m.catalog_items
+        self._observe_embed_uploads = m.stage("embed_uploads").observe
+        self._observe_embed_reviews = m.stage("embed_reviews").observe
+        self._observe_cassandra_items = m.stage("cassandra_items").observe
+        self._observe_state_ensure = m.stage("state_ensure").observe
+        self._observe_apply = m.stage("apply").observe
+        self._observe_retrieval = m.stage("retrieval").observe
+        self._observe_serialise = m.stage("serialise").observe
 
     async def bootstrap(self) -> int:
         """Load the catalogue from the store into the index. Returns the item count."""
@@ -135,7 +214,7 @@ class Processor:
         self.index.upsert([i.item_id for i in items], np.stack([i.embedding for i in items]))
         for it in items:
             self.titles[it.item_id] = it.title
-        metrics.CATALOG_ITEMS.set(len(self.index))
+        self._catalog_items(len(self.index))
 
     async def embed_uploads(self, uploads: Sequence[UploadEvent]) -> list[ItemRecord]:
         """Item embeddings of uploaded items through the text, image and fusion models."""
@@ -150,7 +229,7 @@ class Processor:
             uploads, text, image_emb, image_dim=self.model.image_dim, feature_dim=self.model.feature_dim
         )
         fused = await self.client.fuse(inputs)
-        metrics.stage("embed_uploads").observe(time.perf_counter() - t0)
+        self._observe_embed_uploads(time.perf_counter() - t0)
         mods = ("text", "image", "features", "id")
         return [
             ItemRecord(
@@ -174,13 +253,27 @@ class Processor:
                 reviews, text, image_dim=self.model.image_dim, feature_dim=self.model.feature_dim
             )
         )
-        metrics.stage("embed_reviews").observe(time.perf_counter() - t0)
+        self._observe_embed_reviews(time.perf_counter() - t0)
         return out
+
+    @property
+    def failing_batches(self) -> int:
+        """Batches retrying now after a dependency failure (reported by the runtime)."""
+        return self._failing_batches
+
+    def retry_started(self) -> None:
+        """A batch failed on a dependency and is being retried (once per batch, until
+        :meth:`retry_ended`): clicks waiting for their items stop counting the wait meanwhile."""
+        self._failing_batches += 1
+
+    def retry_ended(self) -> None:
+        """A batch reported by :meth:`retry_started` succeeded or was given up."""
+        self._failing_batches -= 1
 
     @property
     def stalled(self) -> bool:
         """Whether a dependency is failing now: a batch is retrying, or a model call is."""
-        return self.failing_batches > 0 or self.client.stalled
+        return self._failing_batches > 0 or self.client.stalled
 
     async def _click_vectors(self, clicks: Sequence[ClickEvent]) -> dict[str, np.ndarray]:
         missing = {c.item_id for c in clicks if self.index.get(c.item_id) is None}
@@ -233,7 +326,7 @@ class Processor:
             items = await self.embed_uploads(uploads)
             t0 = time.perf_counter()
             await self.store.put_items(items)
-            metrics.stage("cassandra_items").observe(time.perf_counter() - t0)
+            self._observe_cassandra_items(time.perf_counter() - t0)
             self.add_items(items)
             item_vec = {it.item_id: it.embedding for it in items}
         review_vec: dict[str, np.ndarray] = {}
@@ -257,7 +350,7 @@ class Processor:
         await self.cache.ensure(
             (x.event.user_id, -1 if x.source is None else x.source.partition) for x in batch
         )
-        metrics.stage("state_ensure").observe(time.perf_counter() - t0)
+        self._observe_state_ensure(time.perf_counter() - t0)
         # From here on nothing awaits: the batch is applied and listed in one synchronous pass,
         # so concurrent agents never interleave inside a user's update.
         return self._apply_and_list(batch, item_vec, review_vec, click_vec)
@@ -319,7 +412,7 @@ class Processor:
                 warm_rows.append(i)
                 queries.append(emb)
                 excludes.append(self._seen_rows(user))
-        metrics.stage("apply").observe(time.perf_counter() - t0)
+        self._observe_apply(time.perf_counter() - t0)
         t1 = time.perf_counter()
         k = s.k
         ranked: dict[int, list[tuple[str, float]]] = {}
@@ -330,7 +423,7 @@ class Processor:
             ranked[i] = [
                 (item, round(score, SCORE_DECIMALS)) for item, score in self.cold_start(k, set(seen))
             ]
-        metrics.stage("retrieval").observe(time.perf_counter() - t1)
+        self._observe_retrieval(time.perf_counter() - t1)
         t2 = time.perf_counter()
         now_ms = int(self.clock() * 1000)
         out: list[Outcome] = []
@@ -343,9 +436,10 @@ class Processor:
             counts[(ev.type, "duplicate" if dup else ("processed" if embedded else "unknown_item"))] += 1
             if last_of_user.get(ev.user_id) == i:
                 self.cache.changed(user, StoredList(ev.user_id, payload.decode(), ev.event_id, now_ms))
+        events = self._events
         for (etype, outcome), n in counts.items():
-            metrics.events(etype, outcome).inc(n)
-        metrics.stage("serialise").observe(time.perf_counter() - t2)
+            events(etype, outcome).inc(n)
+        self._observe_serialise(time.perf_counter() - t2)
         return out
 
     def _track_seen_rows(self, user: LiveUser, new_item: str | None) -> None:

@@ -319,14 +319,14 @@ class Runtime:
                     raise PartitionNotOwned("batch abandoned during a rebalance while failing")
                 if not failing:
                     failing = True
-                    self.processor.failing_batches += 1
+                    self.processor.retry_started()
                 delay = min(5.0, 0.1 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1.0)
                 log.warning("batch failed (%s); retry %d in %.2fs", failure, attempt, delay)
                 self.paused_s += delay
                 await asyncio.sleep(delay)
         finally:
             if failing:
-                self.processor.failing_batches -= 1
+                self.processor.retry_ended()
 
     # --- rebalances and shutdown -----------------------------------------------------------
 

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
 
 from recstream import logs
 from recstream.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # the CLI imports the worker's modules only when it runs one
+    from streams.app import RecstreamApp
+    from streams.runtime import Runtime
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,14 +32,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-async def build_runtime(settings: Settings, app: object) -> object:
-    """Connect Cassandra and Triton, load the catalogue, return the Runtime."""
+async def build_runtime(settings: Settings, app: RecstreamApp) -> Runtime:
+    """Connect Cassandra and Triton, load the catalogue, return the Runtime.
+
+    The processor gets its collaborators in one :class:`streams.processor.ProcessorDeps`: the
+    Cassandra store, the retrieval index, the Triton client, the served model, the wall clock,
+    the Prometheus metrics and the app's rebalance signal.
+    """
     from serving.client.resilience import RetryPolicy
     from serving.client.triton import TritonClient
     from streams.app import FaustKafka
     from streams.catalog import make_index
     from streams.checkpoint import OffsetsReader
-    from streams.processor import Processor
+    from streams.processor import Processor, ProcessorDeps
     from streams.runtime import Runtime
     from streams.state.cassandra import CassandraStateStore
     from streams.topics import catalog_topic
@@ -48,14 +58,17 @@ async def build_runtime(settings: Settings, app: object) -> object:
     )
     info = await client.model_info()
     index = make_index(settings.ann_backend, info.out_dim)
-    processor = Processor(settings, client, store, index, info)
+    processor = Processor(
+        settings,
+        ProcessorDeps(client=client, store=store, index=index, model=info, rebalancing=app.is_rebalancing),
+    )
     n = await processor.bootstrap()
     logging.getLogger("recstream.worker").info("catalogue bootstrapped with %d items", n)
     from recstream import metrics
 
     metrics.MODEL_INFO.info({"model_version": info.version})
     offsets = await OffsetsReader(settings).__aenter__()
-    return Runtime(settings, processor, FaustKafka(app), catalog_topic(settings), offsets)  # type: ignore[arg-type]
+    return Runtime(settings, processor, FaustKafka(app), catalog_topic(settings), offsets)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     logs.configure(settings)  # the Faust worker re-applies the same config (app.conf.logging_config)
     ensure_topics(settings)
 
-    async def factory(app: object) -> object:
+    async def factory(app: RecstreamApp) -> Runtime:
         return await build_runtime(settings, app)
 
     app = create_app(settings, factory)

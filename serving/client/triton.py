@@ -132,6 +132,11 @@ class TritonClient(InferenceClient):
         self._stalled_calls = 0
 
     @property
+    def grpc_client(self) -> grpcclient.InferenceServerClient:
+        """The gRPC client the requests go through (``/readyz`` runs its Triton check on it)."""
+        return self._client
+
+    @property
     def stalled(self) -> bool:
         """Whether a call is between a transient failure (or a refusal of the open circuit) and
         its end: the server is unreachable, restarting or overloaded right now."""

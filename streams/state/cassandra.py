@@ -129,6 +129,12 @@ class CassandraStateStore(StateStore):
         return cls(settings, cluster, session)
 
     @property
+    def session(self) -> Session:
+        """The driver session (``/readyz`` runs its Cassandra check on it; state goes through
+        the store's methods)."""
+        return self._session
+
+    @property
     def statements(self) -> int:
         return self._statements
 

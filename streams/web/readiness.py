@@ -16,10 +16,13 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recstream.settings import Settings
 from streams.kafka_config import aiokafka_config
+
+if TYPE_CHECKING:
+    from streams.runtime import Runtime
 
 #: A dependency check: returns a short detail when healthy, raises when not.
 Check = Callable[[], Awaitable[str]]
@@ -224,14 +227,16 @@ def triton_check(
     return check
 
 
-def runtime_checks(settings: Settings, runtime: Any, kafka: KafkaCheck) -> dict[str, Check]:
-    """The checks of a running worker, through its runtime's store session and Triton client.
+def runtime_checks(settings: Settings, runtime: Runtime, kafka: Check) -> dict[str, Check]:
+    """The checks of a running worker, on the connections its processor already holds.
 
-    The store and the client keep their connections private (``_session``, ``_client``); a
-    runtime without them (another store or client) fails that check with a clear detail.
+    Cassandra runs on the store's public ``session``
+    (:attr:`streams.state.cassandra.CassandraStateStore.session`), Triton on the model client's
+    public ``grpc_client`` (see :func:`grpc_client_of`). A runtime without them (another store
+    or client) fails that check with a clear detail.
     """
-    session = getattr(runtime.processor.store, "_session", None)
-    grpc_client = getattr(runtime.processor.client, "_client", None)
+    session = getattr(runtime.processor.store, "session", None)
+    grpc_client = grpc_client_of(runtime.processor.client)
     checks: dict[str, Check] = {"kafka": kafka}
     checks["cassandra"] = cassandra_check(session) if session is not None else _missing("Cassandra session")
     checks["triton"] = (
@@ -245,3 +250,9 @@ def _missing(what: str) -> Check:
         raise RuntimeError(f"the runtime has no {what}")
 
     return check
+
+
+def grpc_client_of(client: object) -> Any:
+    """The ``tritonclient.grpc.aio`` client behind a model client (its public ``grpc_client``),
+    or None for a client without one (the in-process client of evaluation)."""
+    return getattr(client, "grpc_client", None)

@@ -27,35 +27,34 @@ from collections.abc import Sequence
 from typing import Any
 
 from recstream.settings import load_settings
-from serving.client.base import FusionInfo
 from serving.client.resilience import RetryPolicy
 from serving.client.triton import TritonClient
 from serving.errors import TransientInferenceError
-from streams.catalog.exact import ExactIndex
 from streams.processor import Incoming, Outcome, Processor
 from streams.runtime import Runtime
 from streams.state.base import SourcePos
 from streams.state.memory import MemoryStateStore
 from tests.streams.fakes import FakeKafka, message
-from tests.streams.test_processor import D, FakeClient, _click, _upload
+from tests.streams.test_processor import FakeClient, _click, _upload, deps
 
 
-def _proc(wait_s: float) -> tuple[Processor, MemoryStateStore]:
-    store = MemoryStateStore()
+def _proc(
+    wait_s: float, store: MemoryStateStore | None = None, **deps_kw: Any
+) -> tuple[Processor, MemoryStateStore]:
+    store = MemoryStateStore() if store is None else store
     settings = load_settings({"RECSTREAM_K": "3", "RECSTREAM_UNKNOWN_ITEM_WAIT_S": str(wait_s)})
-    proc = Processor(settings, FakeClient(), store, ExactIndex(D), FusionInfo("fake-1", 384, 256, 7, D, 0.0))
-    return proc, store
+    return Processor(settings, deps(store, **deps_kw)), store
 
 
 async def test_click_keeps_waiting_for_its_item_while_a_dependency_is_down() -> None:
     proc, _store = _proc(wait_s=0.3)
     await proc.process([Incoming(_upload(i)) for i in range(5)])
-    proc.failing_batches = 1  # e.g. the upload batch retrying while Triton is down
+    proc.retry_started()  # e.g. the upload batch retrying while Triton is down
     click = asyncio.create_task(proc.process([Incoming(_click(1, "ann", 7, 1_600_000_900_000))]))
     await asyncio.sleep(1.0)  # far past the wait, but all of it stalled
     assert not click.done()
     await proc.process([Incoming(_upload(7))])  # the dependency is back: the upload lands
-    proc.failing_batches = 0
+    proc.retry_ended()
     (o,) = await asyncio.wait_for(click, 5)
     assert o.embedded and proc.cache.get("ann").embedding is not None
 
@@ -67,20 +66,27 @@ async def test_click_on_an_item_that_never_comes_is_applied_after_healthy_waitin
     assert not o.embedded and proc.cache.get("bo").event_count == 1
 
 
+class _StallingClient(FakeClient):
+    """Stalled (a call between a transient failure and its end) while ``on`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on = True
+
+    @property
+    def stalled(self) -> bool:
+        return self.on
+
+
 async def test_a_stalled_model_client_also_pauses_the_wait() -> None:
-    proc, _ = _proc(wait_s=0.2)
-    client: Any = proc.client
-    client_stalled = {"on": True}
-    type(client).stalled = property(lambda self: client_stalled["on"])  # type: ignore[assignment]
-    try:
-        click = asyncio.create_task(proc.process([Incoming(_click(1, "cy", 4, 1_600_000_900_000))]))
-        await asyncio.sleep(0.6)
-        assert not click.done()
-        client_stalled["on"] = False
-        (o,) = await asyncio.wait_for(click, 5)
-        assert not o.embedded  # never uploaded: given up after 0.2 s of healthy time
-    finally:
-        del type(client).stalled
+    client = _StallingClient()
+    proc, _ = _proc(wait_s=0.2, client=client)
+    click = asyncio.create_task(proc.process([Incoming(_click(1, "cy", 4, 1_600_000_900_000))]))
+    await asyncio.sleep(0.6)
+    assert not click.done()
+    client.on = False
+    (o,) = await asyncio.wait_for(click, 5)
+    assert not o.embedded  # never uploaded: given up after 0.2 s of healthy time
 
 
 async def test_triton_client_is_stalled_only_between_a_transient_failure_and_success() -> None:
@@ -115,9 +121,11 @@ class _FlakyProcessor:
     def failing_batches(self) -> int:
         return self.inner.failing_batches
 
-    @failing_batches.setter
-    def failing_batches(self, value: int) -> None:
-        self.inner.failing_batches = value
+    def retry_started(self) -> None:
+        self.inner.retry_started()
+
+    def retry_ended(self) -> None:
+        self.inner.retry_ended()
 
     async def process(self, batch: Sequence[Incoming], **kw: Any) -> list[Outcome]:
         self.failing_seen.append(self.inner.failing_batches)
@@ -154,9 +162,7 @@ async def test_runtime_marks_retrying_batches_and_rebroadcasts_redelivered_uploa
     # reads the upload again (a new runtime, the state written), and must broadcast it.
     await _settle(runtime)
     await runtime.checkpointer.checkpoint()
-    proc2, _ = _proc(wait_s=0.1)
-    proc2.store = store
-    proc2.cache.store = store
+    proc2, _ = _proc(wait_s=0.1, store=store)
     proc2.add_items(list(store.items.values()))
     kafka2 = FakeKafka(store)
     runtime2 = _runtime(proc2, kafka2)
@@ -177,10 +183,7 @@ class _SlowStore(MemoryStateStore):
 
 
 async def test_concurrent_batches_of_one_user_both_land() -> None:
-    proc, _ = _proc(wait_s=0.1)
-    store = _SlowStore()
-    proc.store = store
-    proc.cache.store = store
+    proc, store = _proc(wait_s=0.1, store=_SlowStore())
     await proc.process([Incoming(_upload(i)) for i in range(3)])
     clicks = [
         Incoming(_click(n, "dee", n % 3, 1_600_001_000_000 + n), SourcePos("click", 0, n)) for n in range(4)
@@ -229,7 +232,6 @@ async def test_a_click_whose_item_never_comes_is_applied_after_the_last_requeue(
 
 
 async def test_a_rebalance_ends_the_wait_at_once() -> None:
-    proc, _ = _proc(wait_s=30.0)
-    proc.rebalancing = lambda: True
+    proc, _ = _proc(wait_s=30.0, rebalancing=lambda: True)
     c = _click(1, "gus", 77, 1_600_001_000_000)
     assert await asyncio.wait_for(proc.process([Incoming(c)], defer=lambda x: True), 2) == []

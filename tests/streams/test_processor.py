@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from recstream.settings import load_settings
 from schemas.events import ClickEvent, ReviewEvent, UploadEvent
 from serving.client.base import FusionInfo, FusionInputs, InferenceClient
 from streams.catalog.exact import ExactIndex
-from streams.processor import Incoming, Processor, effective_tau
+from streams.processor import Incoming, Processor, ProcessorDeps, effective_tau
 from streams.state.base import SourcePos
 from streams.state.memory import MemoryStateStore
 
@@ -77,17 +78,18 @@ def _click(n: int, user: str, item: int, ts: int) -> ClickEvent:
     )
 
 
-def _proc() -> tuple[Processor, MemoryStateStore]:
+def deps(store: MemoryStateStore, client: InferenceClient | None = None, **kw: Any) -> ProcessorDeps:
+    """Collaborators of a test processor: ``client`` (default a :class:`FakeClient`), the exact
+    index, ``store``; ``kw`` sets the others (clock, metrics, rebalancing)."""
+    return ProcessorDeps(
+        client or FakeClient(), store, ExactIndex(D), FusionInfo("fake-1", 384, 256, 7, D, 0.0), **kw
+    )
+
+
+def _proc(**env: str) -> tuple[Processor, MemoryStateStore]:
     store = MemoryStateStore()
-    settings = load_settings({"RECSTREAM_K": "5"})
-    return Processor(
-        settings,
-        FakeClient(),
-        store,
-        ExactIndex(D),
-        FusionInfo("fake-1", 384, 256, 7, D, 0.0),
-        clock=lambda: 1.7e9,
-    ), store
+    settings = load_settings({"RECSTREAM_K": "5", **env})
+    return Processor(settings, deps(store, clock=lambda: 1.7e9)), store
 
 
 async def test_uploads_enter_the_catalogue_and_clicks_get_lists_without_seen_items() -> None:
@@ -127,7 +129,7 @@ async def test_redelivered_batch_changes_nothing_but_still_gets_lists() -> None:
 
 
 async def test_new_user_gets_trending_items_and_review_moves_state() -> None:
-    proc, _store = _proc()
+    proc, _store = _proc(RECSTREAM_UNKNOWN_ITEM_WAIT_S="0.05")
     await proc.process([Incoming(_upload(i)) for i in range(10)])
     await proc.process([Incoming(_click(n, f"u{n}", 7, 1_600_000_300_000 + n)) for n in range(3)])
     # A review is the first event of carol: state comes from the text path.
@@ -145,7 +147,6 @@ async def test_new_user_gets_trending_items_and_review_moves_state() -> None:
     assert proc.cache.get("carol").embedding is not None and o.embedded
     # A click on an unknown item: counted, no embedding, cold-start list led by trending item7.
     proc_unknown = _click(99, "dave", 12345, 1_600_000_500_000)
-    proc.settings = load_settings({"RECSTREAM_K": "5", "RECSTREAM_UNKNOWN_ITEM_WAIT_S": "0.05"})
     (o2,) = await proc.process([Incoming(proc_unknown)])
     assert not o2.embedded and proc.cache.get("dave").event_count == 1
     # Trending first (only item7 was clicked), then topped up with the newest items to K.
@@ -166,8 +167,7 @@ async def test_click_waits_for_an_upload_that_arrives_on_another_topic() -> None
 
 @pytest.mark.parametrize("k", [1, 3])
 async def test_lists_have_length_k_and_descending_scores(k: int) -> None:
-    proc, _ = _proc()
-    proc.settings = load_settings({"RECSTREAM_K": str(k)})
+    proc, _ = _proc(RECSTREAM_K=str(k))
     await proc.process([Incoming(_upload(i)) for i in range(10)])
     (o,) = await proc.process([Incoming(_click(1, "erin", 1, 1_600_000_600_000))])
     scores = [it.score for it in o.recs.items]
@@ -182,3 +182,56 @@ def test_decay_comes_from_the_model_unless_set_explicitly() -> None:
     assert effective_tau(default, untrained) == default.decay_tau_s
     explicit = load_settings({"RECSTREAM_DECAY_TAU_S": "3600"})
     assert effective_tau(explicit, trained) == 3600.0
+
+
+class _Recorded:
+    def __init__(self, sink: list[tuple[str, float]], name: str) -> None:
+        self.sink, self.name = sink, name
+
+    def observe(self, amount: float) -> None:
+        self.sink.append((self.name, amount))
+
+    def inc(self, amount: float = 1) -> None:
+        self.sink.append((self.name, amount))
+
+
+class RecordingMetrics:
+    """A :class:`streams.processor.ProcessorMetrics` that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.stages: list[tuple[str, float]] = []
+        self.events_: list[tuple[str, float]] = []
+        self.catalog: list[int] = []
+
+    def stage(self, name: str) -> _Recorded:
+        return _Recorded(self.stages, name)
+
+    def events(self, event_type: str, outcome: str) -> _Recorded:
+        return _Recorded(self.events_, f"{event_type}/{outcome}")
+
+    def catalog_items(self, n: int) -> None:
+        self.catalog.append(n)
+
+
+async def test_collaborators_come_in_at_construction_clock_and_metrics_included() -> None:
+    rec = RecordingMetrics()
+    store = MemoryStateStore()
+    proc = Processor(load_settings({"RECSTREAM_K": "3"}), deps(store, clock=lambda: 1234.5, metrics=rec))
+    assert proc.store is store and proc.cache.store is store and not proc.rebalancing()
+    await proc.process([Incoming(_upload(i)) for i in range(4)])
+    batch = [
+        Incoming(_click(n, "hal", n, 1_600_000_800_000 + n), SourcePos("events.click", 0, n))
+        for n in range(2)
+    ]
+    outcomes = await proc.process(batch + batch[:1])  # the third is a duplicate of the first
+    assert {o.generated_at for o in outcomes} == {1_234_500}
+    assert rec.catalog == [4]
+    assert sorted(rec.events_) == [("click/duplicate", 1), ("click/processed", 2), ("upload/processed", 4)]
+    assert {name for name, _ in rec.stages} == {
+        "embed_uploads",
+        "cassandra_items",
+        "state_ensure",
+        "apply",
+        "retrieval",
+        "serialise",
+    }

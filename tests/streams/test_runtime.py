@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from recstream.settings import load_settings
 from schemas.events import ClickEvent, UploadEvent
-from serving.client.base import FusionInfo
-from streams.catalog.exact import ExactIndex
 from streams.processor import Processor
 from streams.repair import STALL_S
 from streams.runtime import Runtime
 from streams.state.memory import MemoryStateStore
 from tests.streams.fakes import Ev, FakeKafka, Msg
-from tests.streams.test_processor import D, FakeClient
+from tests.streams.test_processor import deps
 
 CLICK = "events.click"
 
@@ -47,10 +46,13 @@ def _events(rows: list[tuple[int, str, int]], partition: int = 0, gen: int = 1) 
     ]
 
 
-async def _runtime(**env: str) -> tuple[Runtime, FakeKafka, MemoryStateStore]:
+async def _runtime(
+    kafka_type: Callable[[MemoryStateStore, Processor], FakeKafka] = lambda store, _: FakeKafka(store),
+    **env: str,
+) -> tuple[Runtime, FakeKafka, MemoryStateStore]:
     settings = load_settings({"RECSTREAM_K": "3", "RECSTREAM_UNKNOWN_ITEM_WAIT_S": "0.05", **env})
     store = MemoryStateStore()
-    proc = Processor(settings, FakeClient(), store, ExactIndex(D), FusionInfo("fake-1", 384, 256, 7, D, 0.0))
+    proc = Processor(settings, deps(store))
     for i in range(10):
         up = UploadEvent(
             type="upload",
@@ -63,7 +65,7 @@ async def _runtime(**env: str) -> tuple[Runtime, FakeKafka, MemoryStateStore]:
         )
         items = await proc.embed_uploads([up])
         proc.add_items(items)
-    kafka = FakeKafka(store)
+    kafka = kafka_type(store, proc)
     rt = Runtime(settings, proc, kafka, "catalog")
     rt.assign_for_tests({(CLICK, 0): 0, (CLICK, 1): 0})
     return rt, kafka, store
@@ -122,18 +124,25 @@ async def test_a_skipped_range_is_read_again_not_processed_past() -> None:
     assert rt.processor.cache.get("a").event_count == 4
 
 
-async def test_a_deferred_click_is_delivered_before_its_user_moves_past_it() -> None:
-    rt, kafka, _store = await _runtime()
-    order: list[str] = []
-    real_send = kafka.send
+class _OrderKafka(FakeKafka):
+    """Notes the user's state when a click is re-queued."""
 
-    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
+    def __init__(self, store: MemoryStateStore, proc: Processor) -> None:
+        super().__init__(store)
+        self.cache = proc.cache
+        self.order: list[str] = []
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> Any:
         if topic == CLICK:
-            cache = rt.processor.cache
-            order.append(f"requeue (state count {cache.get('a').event_count if 'a' in cache else 0})")
-        return await real_send(topic, key, value)
+            count = self.cache.get("a").event_count if "a" in self.cache else 0
+            self.order.append(f"requeue (state count {count})")
+        return await super().send(topic, key, value)
 
-    kafka.send = send  # type: ignore[method-assign]
+
+async def test_a_deferred_click_is_delivered_before_its_user_moves_past_it() -> None:
+    rt, kafka, _store = await _runtime(_OrderKafka)
+    assert isinstance(kafka, _OrderKafka)
+    order = kafka.order
     # c0 is on an unknown item; c1 (same user, later offset) is not.
     await rt.handle(_events([(0, "a", 999), (1, "a", 2)]))
     await _settle(rt)

@@ -35,7 +35,7 @@ from recstream.lab.evaluation.scoring import ScorePass, frozen_list
 from recstream.settings import Settings
 from schemas.events import Event
 from serving.pipelines import meta_of
-from streams.processor import Incoming, Processor
+from streams.processor import Incoming, Processor, ProcessorDeps
 from streams.state.base import UserState
 from streams.trending import Trending
 
@@ -191,7 +191,8 @@ async def run_inprocess(
     info = await client.model_info()
     timings["models_warm_s"] = clock() - t0
     store = MemoryStateStore()
-    processor = Processor(settings, client, store, make_index("exact", info.out_dim), info)
+    index = make_index("exact", info.out_dim)
+    processor = Processor(settings, ProcessorDeps(client=client, store=store, index=index, model=info))
     frozen = _Frozen(processor)
     sp = ScorePass(cut, k, baselines, frozen, clock)
 
