@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from recstream.lab.bench import bench_cassandra, bench_triton, machine
     from recstream.lab.bench_stream import WORKER_OVERRIDES, StreamBenchConfig, run_stream_benchmarks
     from recstream.lab.provenance import provenance
-    from recstream.lab.workerproc import recstream_environ
+    from recstream.testing.workers import recstream_environ
 
     settings = load_settings()
     out: Path = args.out or settings.reports_dir / "bench.json"

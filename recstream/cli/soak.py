@@ -157,8 +157,8 @@ def run(args: argparse.Namespace) -> int:
     from recstream.lab.provenance import provenance
     from recstream.lab.replay import movielens_events
     from recstream.lab.soak import SoakConfig, replace_section, run_soak
-    from recstream.lab.workerproc import Deployment, recstream_environ
     from recstream.settings import load_settings
+    from recstream.testing.workers import Deployment, recstream_environ
 
     settings = load_settings()
     out: Path = args.out or settings.reports_dir / "chaos" / "soak.json"

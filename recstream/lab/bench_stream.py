@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -47,62 +48,42 @@ from recstream.lab.bench import (
     upload,
 )
 from recstream.settings import Settings
+from recstream.testing import AsyncEventProducer, Deployment, ListCollector, recstream_environ
 from schemas.events import Event
-from streams.kafka_config import aiokafka_config
 
 
 class Harness:
-    """A producer to the deployment's input topics and a consumer of its output topic."""
+    """A producer to the deployment's input topics and a collector of its output topic.
+
+    The collector starts at the topic's end (nothing of an earlier run counts) and notes when
+    each output was read; the producer notes when each event was sent.
+    """
 
     def __init__(self, settings: Settings, out_topic: str | None = None) -> None:
         self.settings = settings
-        self.out_topic = out_topic or settings.topic_recs
         self.sent_at: dict[str, float] = {}
         self.event_ts: dict[str, int] = {}
-        self.received: dict[str, float] = {}
-        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self.producer = AsyncEventProducer(settings, linger_ms=1)
+        self.outputs = ListCollector(settings, topic=out_topic, start="latest", keep="nothing")
+        self._stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> Harness:
-        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
-        kafka = aiokafka_config(self.settings)
-        self.producer = AIOKafkaProducer(acks="all", linger_ms=1, **kafka)
-        self.consumer = AIOKafkaConsumer(
-            self.out_topic, group_id=None, auto_offset_reset="latest", enable_auto_commit=False, **kafka
-        )
-        await self.producer.start()
-        await self.consumer.start()
-        # "latest" is resolved at the first fetch: fetch once so nothing produced later is missed.
-        await self.consumer.getmany(timeout_ms=200)
-        self._task = asyncio.create_task(self._read())
+        await self._stack.enter_async_context(self.producer)
+        await self._stack.enter_async_context(self.outputs)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        await self.producer.stop()
-        await self.consumer.stop()
+        await self._stack.aclose()
 
-    async def _read(self) -> None:
-        import json
-
-        async for msg in self.consumer:
-            if msg.value is None:
-                continue
-            t = time.perf_counter()
-            try:
-                trigger = json.loads(msg.value).get("trigger_event_id") or (msg.key or b"").decode()
-            except ValueError:
-                trigger = (msg.key or b"").decode()  # passthrough copies: the key is the event id
-            self.received.setdefault(trigger, t)
+    def received(self, event_id: str) -> float:
+        """When the output of ``event_id`` was read (``time.perf_counter()``)."""
+        return self.outputs[event_id].received
 
     async def send(self, ev: Event, topic: str | None = None, key: bytes | None = None) -> None:
         """Produce one event (to its type's topic unless ``topic``) and note when."""
         self.sent_at[ev.event_id] = time.perf_counter()
         self.event_ts[ev.event_id] = ev.ts
-        await self.producer.send(
-            topic or self.settings.event_topics[ev.type], ev.to_json_bytes(), key=key or ev.kafka_key
-        )
+        await self.producer.send(ev, topic=topic, key=key)
 
     async def wait_for(
         self, ids: list[str], timeout_s: float = 300.0, alive: Callable[[], bool] | None = None
@@ -114,20 +95,17 @@ class Harness:
             RuntimeError: ``alive`` says the process producing the outputs has exited.
         """
         await self.producer.flush()
-        deadline = time.monotonic() + timeout_s
-        while any(i not in self.received for i in ids):
-            missing = sum(i not in self.received for i in ids)
-            if alive is not None and not alive():
-                raise RuntimeError(f"the consumer exited with {missing} of {len(ids)} outputs missing")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{missing} of {len(ids)} outputs missing after {timeout_s:.0f} s")
-            await asyncio.sleep(0.01)
+        missing = await self.outputs.wait_for_async(ids, timeout_s, alive=alive)
+        if missing and alive is not None and not alive():
+            raise RuntimeError(f"the consumer exited with {len(missing)} of {len(ids)} outputs missing")
+        if missing:
+            raise TimeoutError(f"{len(missing)} of {len(ids)} outputs missing after {timeout_s:.0f} s")
 
     def measure(self, name: str, ids: list[str]) -> StreamMeasure:
         """Wall time first send -> last output, and per-event send -> output latencies."""
         first = min(self.sent_at[i] for i in ids)
-        last = max(self.received[i] for i in ids)
-        lat = [(self.received[i] - self.sent_at[i]) * 1000 for i in ids]
+        last = max(self.received(i) for i in ids)
+        lat = [(self.received(i) - self.sent_at[i]) * 1000 for i in ids]
         return StreamMeasure(name, len(ids), last - first, lat)
 
 
@@ -171,8 +149,8 @@ async def paced(
     await h.wait_for(ids)
     # Freshness from the event's own timestamp (epoch ms) to the receipt, on one clock.
     offset = wall0 - t0
-    lat = [((h.received[i] + offset) * 1000 - h.event_ts[i]) for i in ids]
-    last = max(h.received[i] for i in ids)
+    lat = [((h.received(i) + offset) * 1000 - h.event_ts[i]) for i in ids]
+    last = max(h.received(i) for i in ids)
     return StreamMeasure(name, n, last - t0, lat, offered_per_s=rate, sent_seconds=sent_seconds)
 
 
@@ -367,8 +345,6 @@ def run_stream_benchmarks(
     :func:`recstream.lab.bench.statements_per_event` and ``cassandra_statements_settled``. A passthrough
     that failed is ``{"name", "error"}`` (the others are still measured).
     """
-    from recstream.lab.workerproc import Deployment, recstream_environ
-
     tag = "b" + uuid.uuid4().hex[:6]
     keys = ["click", *PASSTHROUGHS, *(fresh_key(r, cfg.rate) for r in fresh_rates(cfg)), "review"]
     runs: dict[str, list[StreamMeasure]] = {k: [] for k in keys}

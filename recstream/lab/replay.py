@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from recstream.lab.datasets import Interaction, Movie, MovieLens
 from recstream.settings import Settings
+from recstream.testing import DeliveryError, EventProducer
 from schemas.events import (
     SCHEMA_VERSION,
     ClickEvent,
@@ -225,18 +226,12 @@ class JsonlSink(_SinkBase):
             self._fh.close()
 
 
-def _kafka_config(settings: Settings) -> dict[str, Any]:
-    from streams.kafka_config import kafka_python_config  # one place for TLS and SASL settings
-
-    return kafka_python_config(settings)
-
-
 class KafkaEventSink(_SinkBase):
     """Sends each event's JSON to the topic of its type, keyed by ``user_id``.
 
-    ``acks="all"`` and the client's idempotence (default on) keep per-partition order through
-    retries; ``linger_ms`` batches sends. Delivery failures are counted and raised at
-    :meth:`close`, after a final flush.
+    An :class:`~recstream.testing.EventProducer` with the client's defaults: ``acks="all"`` and
+    its idempotence keep per-partition order through retries; ``linger_ms`` batches sends.
+    Delivery failures are counted and raised at :meth:`close`, after a final flush.
     """
 
     def __init__(self, settings: Settings, *, linger_ms: int = 20, producer: Any | None = None) -> None:
@@ -250,30 +245,16 @@ class KafkaEventSink(_SinkBase):
         Raises:
             ReplayError: No broker could be reached.
         """
-        self._topics = settings.event_topics
-        self._failures = 0
-        self._first_error: BaseException | None = None
-        if producer is None:
-            from kafka import KafkaProducer
-            from kafka.errors import KafkaError
+        from kafka.errors import KafkaError
 
-            try:
-                producer = KafkaProducer(acks="all", linger_ms=linger_ms, **_kafka_config(settings))
-            except KafkaError as exc:
-                raise ReplayError(f"cannot connect to Kafka: {exc}") from exc
-        self._producer = producer
-        self._closed = False
-
-    def _on_error(self, exc: BaseException) -> None:
-        self._failures += 1
-        self._first_error = self._first_error or exc
+        try:
+            self._producer = EventProducer(settings, linger_ms=linger_ms, durable=False, client=producer)
+        except KafkaError as exc:
+            raise ReplayError(f"cannot connect to Kafka: {exc}") from exc
 
     def send(self, event: Event) -> None:
         """Queue one event on the topic of its type."""
-        future = self._producer.send(
-            self._topics[event.type], value=event.to_json_bytes(), key=event.kafka_key
-        )
-        future.add_errback(self._on_error)
+        self._producer.send(event)
 
     def close(self) -> None:
         """Flush, close the producer, and raise if any event was not delivered.
@@ -281,15 +262,10 @@ class KafkaEventSink(_SinkBase):
         Raises:
             ReplayError: Some sends failed.
         """
-        if self._closed:
-            return
-        self._closed = True
         try:
-            self._producer.flush()
-        finally:
             self._producer.close()
-        if self._failures:
-            raise ReplayError(f"{self._failures} event(s) not delivered: {self._first_error}")
+        except DeliveryError as exc:
+            raise ReplayError(str(exc)) from exc
 
 
 @dataclass(slots=True)

@@ -6,8 +6,9 @@ fixed rate, stamped with the wall clock as a live producer would. An independent
 every published list; freshness is list publish time (its Kafka timestamp) minus the event's
 ``ts``. The worker's RSS is sampled from ``/proc``; the lag is the consumer group's log end minus
 committed offset (the worker's own gauge counts fetched, not processed, events).
-Workers and isolated deployments come from :mod:`recstream.lab.workerproc`; the pure helpers here
-are shared with the fault-injection tests in ``tests/chaos``.
+Workers, isolated deployments, the producer and the list collector come from
+:mod:`recstream.testing`; the pure helpers here are shared with the fault-injection tests in
+``tests/chaos``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from recstream.lab.workerproc import Deployment
 from recstream.settings import Settings
+from recstream.testing import DeliveryError, Deployment, EventProducer, ListCollector, WorkerProcess
 from schemas.events import Event
 
 
@@ -49,24 +50,6 @@ def replace_section(doc: str, name: str, body: str) -> str:
 
 
 # --- the soak run -------------------------------------------------------------------------
-
-
-def kafka_producer(settings: Settings) -> Any:
-    """An idempotent kafka-python producer that rides out a broker restart (retries until delivered)."""
-    from kafka import KafkaProducer
-
-    from streams.kafka_config import kafka_python_config
-
-    return KafkaProducer(
-        acks="all",
-        enable_idempotence=True,
-        retries=float("inf"),
-        delivery_timeout_ms=600_000,
-        request_timeout_ms=20_000,
-        reconnect_backoff_max_ms=1000,
-        linger_ms=5,
-        **kafka_python_config(settings),
-    )
 
 
 def live_messages(
@@ -157,38 +140,6 @@ class SoakConfig:
     sample_every_s: float = 1.0
 
 
-class _Lists(threading.Thread):
-    """Reads every published list; keeps the first publish time (epoch ms) per trigger."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(daemon=True, name="soak-lists")
-        self.settings = settings
-        self.first: dict[str, int] = {}
-        self.total = 0
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        from kafka import KafkaConsumer
-
-        from streams.kafka_config import kafka_python_config
-
-        consumer = KafkaConsumer(
-            self.settings.topic_recs,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            group_id=None,
-            **kafka_python_config(self.settings),
-        )
-        try:
-            while not self.stop.is_set():
-                for recs in consumer.poll(timeout_ms=300, max_records=5000).values():
-                    for r in recs:
-                        self.total += 1
-                        self.first.setdefault(json.loads(r.value)["trigger_event_id"], r.timestamp)
-        finally:
-            consumer.close()
-
-
 class GroupLag:
     """Events not yet processed by a consumer group: log end minus committed offset, summed."""
 
@@ -241,69 +192,25 @@ def run_soak(
     """
     s = deployment.settings
     worker = deployment.start_worker()
-    lists = _Lists(s)
-    lists.start()
-    lag = GroupLag(s)
-    sent_ts: dict[str, int] = {}
-    timeline: list[dict[str, Any]] = []
-    t0 = time.time()
-    stop = threading.Event()
-
-    def sampler() -> None:
-        while not stop.wait(cfg.sample_every_s):
-            rss, hwm = worker.rss_kib()
-            timeline.append(
-                {"t": round(time.time() - t0, 2), "sent": len(sent_ts), "listed": len(lists.first),
-                 "rss_kib": rss, "hwm_kib": hwm, "lag": lag()}
-            )  # fmt: skip
-            if len(timeline) % 60 == 0:
-                progress(
-                    f"[soak] {timeline[-1]['t']:.0f} s: sent {len(sent_ts):,}, listed {len(lists.first):,}"
-                )
-
-    thread = threading.Thread(target=sampler, daemon=True, name="soak-sampler")
-    thread.start()
-    producer = kafka_producer(s)
-    for n, (topic, key, eid, ts, value) in enumerate(live_messages(s, events)):
-        due = t0 + n / cfg.rate
-        if due >= t0 + cfg.seconds:
-            break
-        if (wait := due - time.time()) > 0:
-            time.sleep(wait)
-        producer.send(topic, key=key, value=value)
-        sent_ts[eid] = ts
-    producer.flush(120)
-    producer.close()
-    t_end = time.time()
-    deadline = t_end + cfg.drain_timeout_s
-    while time.time() < deadline and not (
-        len(lists.first) >= len(sent_ts)
-        and timeline
-        and timeline[-1]["t"] > t_end - t0
-        and timeline[-1]["lag"] == 0
-    ):
-        time.sleep(0.5)
-    stop.set()
-    thread.join(10)
-    lists.stop.set()
-    lists.join(10)
-    lag.close()
-    fresh = [lists.first[e] - ts for e, ts in sent_ts.items() if e in lists.first]
-    listed_at = [v / 1000.0 for v in lists.first.values()]
+    with ListCollector(s, keep="nothing") as lists:
+        sent_ts, timeline, t0, t_end = _offer(worker, lists, events, cfg, progress)
+    listed_ms = {t: a.timestamp_ms for t, a in lists.first.items()}  # first publish time per trigger
+    fresh = [listed_ms[e] - ts for e, ts in sent_ts.items() if e in listed_ms]
+    listed_at = [v / 1000.0 for v in listed_ms.values()]
     return {
         "offered_rate_per_s": cfg.rate,
         "seconds": round(t_end - t0, 1),
         "sent": len(sent_ts),
         "send_rate_per_s": round(len(sent_ts) / (t_end - t0), 1),
-        "lists_distinct": len(lists.first),
+        "lists_distinct": len(listed_ms),
         "lists_total": lists.total,
-        "missing": len(sent_ts) - len(lists.first),
+        "missing": len(sent_ts) - len(listed_ms),
         "throughput_per_s": round(sum(t0 <= t < t_end for t in listed_at) / (t_end - t0), 1),
         "throughput_windows": window_rates(listed_at, t0, t_end),
         "freshness_ms": {
             q: percentile(fresh, p) for q, p in (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))
         },
-        "freshness_p99_windows_ms": window_p99(sent_ts, lists.first, t0, t_end),
+        "freshness_p99_windows_ms": window_p99(sent_ts, listed_ms, t0, t_end),
         "rss_mib": {
             "start": round(timeline[0]["rss_kib"] / 1024, 1),
             "end": round(timeline[-1]["rss_kib"] / 1024, 1),
@@ -317,3 +224,59 @@ def run_soak(
         "worker_alive": worker.alive,
         "timeline": timeline,
     }
+
+
+def _offer(
+    worker: WorkerProcess, lists: ListCollector, events: Sequence[Event], cfg: SoakConfig, progress: Any
+) -> tuple[dict[str, int], list[dict[str, Any]], float, float]:
+    """Send at ``cfg.rate`` for ``cfg.seconds`` while sampling, then wait for the lists and lag 0.
+
+    Returns:
+        ``ts`` per event id sent, the timeline of samples, the start and the end of sending.
+    """
+    s = lists.settings
+    lag = GroupLag(s)
+    sent_ts: dict[str, int] = {}
+    timeline: list[dict[str, Any]] = []
+    t0 = time.time()
+    stop = threading.Event()
+
+    def sampler() -> None:
+        while not stop.wait(cfg.sample_every_s):
+            rss, hwm = worker.rss_kib()
+            timeline.append(
+                {"t": round(time.time() - t0, 2), "sent": len(sent_ts), "listed": len(lists),
+                 "rss_kib": rss, "hwm_kib": hwm, "lag": lag()}
+            )  # fmt: skip
+            if len(timeline) % 60 == 0:
+                progress(f"[soak] {timeline[-1]['t']:.0f} s: sent {len(sent_ts):,}, listed {len(lists):,}")
+
+    thread = threading.Thread(target=sampler, daemon=True, name="soak-sampler")
+    thread.start()
+    producer = EventProducer(s)
+    for n, (topic, key, eid, ts, value) in enumerate(live_messages(s, events)):
+        due = t0 + n / cfg.rate
+        if due >= t0 + cfg.seconds:
+            break
+        if (wait := due - time.time()) > 0:
+            time.sleep(wait)
+        producer.send_raw(topic, key, value)
+        sent_ts[eid] = ts
+    producer.flush(120)
+    try:
+        producer.close()
+    except DeliveryError as exc:  # the report counts the events without a list
+        progress(f"[soak] {exc}")
+    t_end = time.time()
+    deadline = t_end + cfg.drain_timeout_s
+    while time.time() < deadline and not (
+        len(lists) >= len(sent_ts)
+        and timeline
+        and timeline[-1]["t"] > t_end - t0
+        and timeline[-1]["lag"] == 0
+    ):
+        time.sleep(0.5)
+    stop.set()
+    thread.join(10)
+    lag.close()
+    return sent_ts, timeline, t0, t_end

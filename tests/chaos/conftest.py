@@ -19,17 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from recstream.lab.workerproc import Deployment
 from recstream.settings import Settings, load_settings
+from recstream.testing import Deployment, ListCollector, event_message
 from schemas.events import Event
 from tests.chaos.accounting import UserRow
-from tests.chaos.harness import (
-    PacedProducer,
-    event_messages,
-    movielens_slice_for_users,
-    wait_lists,
-)
-from tests.chaos.scenario import REPORT_DIR, settled_states
+from tests.chaos.harness import PacedProducer, movielens_slice_for_users
+from tests.chaos.scenario import IDLE_S, REPORT_DIR, settled_states
 
 #: Ports of the isolated stack (the shared one uses 9092/9093, 9042/7000/7199, 8000-8002).
 CHAOS_PORTS = {
@@ -158,11 +153,13 @@ def clean_run(chaos_stack: ChaosStack, chaos_events: list[Event]) -> CleanRun:
     try:
         d.start_worker()
         t0 = time.monotonic()
-        producer = PacedProducer(d.settings, event_messages(d.settings, chaos_events), rate=10_000)
+        messages = [event_message(d.settings, e) for e in chaos_events]
+        producer = PacedProducer(d.settings, messages, rate=10_000)
         producer.start()
         producer.finish()
-        lists = wait_lists(d.settings, {e.event_id for e in chaos_events}, timeout_s=600)
+        with ListCollector(d.settings) as lists:
+            lists.wait_for({e.event_id for e in chaos_events}, timeout_s=600, idle_s=IDLE_S)
         seconds = time.monotonic() - t0
-        return CleanRun(settled_states(d.settings), len(lists), seconds)
+        return CleanRun(settled_states(d.settings), lists.total, seconds)
     finally:
         d.drop()

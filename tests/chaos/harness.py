@@ -1,21 +1,20 @@
-"""I/O of the fault tests: paced producing, reading topics and Cassandra state back.
+"""I/O of the fault tests: paced producing, the events replayed, Cassandra state and topic sizes.
 
-Everything here talks to real servers; the measurements built on what it reads are the pure
+Everything here talks to real servers; the producer, the list collector and the topic reader
+are those of :mod:`recstream.testing`. The measurements built on what it reads are the pure
 functions of :mod:`tests.chaos.accounting`.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from recstream.lab.replay import Pacer
-from recstream.lab.soak import kafka_producer
 from recstream.settings import REPO_ROOT, Settings
+from recstream.testing import EventProducer, Message
 from schemas.events import Event
 from tests.chaos.accounting import UserRow
 
@@ -52,7 +51,7 @@ class PacedProducer(threading.Thread):
     ``sent`` counts messages handed to the client; :meth:`finish` raises on a delivery failure.
     """
 
-    def __init__(self, settings: Settings, messages: Sequence[tuple[str, bytes | None, bytes]], rate: float):
+    def __init__(self, settings: Settings, messages: Sequence[Message], rate: float):
         super().__init__(daemon=True, name="paced-producer")
         self.settings = settings
         self.messages = messages
@@ -63,22 +62,19 @@ class PacedProducer(threading.Thread):
 
     def run(self) -> None:
         try:
-            producer = kafka_producer(self.settings)
+            producer = EventProducer(self.settings)
             pacer = Pacer(rate=self.rate)
             try:
                 for topic, key, value in self.messages:
                     pacer.wait(0)
-                    producer.send(topic, key=key, value=value).add_errback(self._failed)
+                    producer.send_raw(topic, key, value)
                     self.sent += 1
                 producer.flush(600)
             finally:
-                producer.close(timeout=30)
+                self.failures = producer.failures
+                producer.close(timeout_s=30)  # raises DeliveryError after a failure
         except BaseException as exc:  # surfaced by join()
             self.error = exc
-
-    def _failed(self, exc: BaseException) -> None:
-        self.failures += 1
-        self.error = self.error or exc
 
     def wait_sent(self, n: int, timeout_s: float = 600.0) -> None:
         """Block until at least ``n`` messages were handed to the client."""
@@ -93,53 +89,6 @@ class PacedProducer(threading.Thread):
             raise AssertionError(f"producer still running after {timeout_s:.0f}s ({self.sent} sent)")
         if self.error is not None or self.failures:
             raise AssertionError(f"producer failed ({self.failures} undelivered): {self.error!r}")
-
-
-def event_messages(settings: Settings, events: Sequence[Event]) -> list[tuple[str, bytes | None, bytes]]:
-    """Each event as the message a producer sends: its type's topic, keyed by user id."""
-    return [(settings.event_topics[e.type], e.kafka_key, e.to_json_bytes()) for e in events]
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A message read back from a topic."""
-
-    key: bytes | None
-    value: bytes
-    timestamp_ms: int
-    partition: int
-    offset: int
-    topic: str = ""
-
-
-def read_topic(
-    settings: Settings,
-    topics: str | Sequence[str],
-    until: Callable[[list[Record]], bool],
-    timeout_s: float = 300.0,
-) -> list[Record]:
-    """Read topics from the beginning (no consumer group) until ``until(records)`` or timeout."""
-    from kafka import KafkaConsumer
-
-    from streams.kafka_config import kafka_python_config
-
-    names = [topics] if isinstance(topics, str) else list(topics)
-    consumer = KafkaConsumer(
-        *names,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-        **kafka_python_config(settings),
-    )
-    got: list[Record] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline and not until(got):
-            for recs in consumer.poll(timeout_ms=500, max_records=5000).values():
-                got.extend(Record(r.key, r.value, r.timestamp, r.partition, r.offset, r.topic) for r in recs)
-    finally:
-        consumer.close()
-    return got
 
 
 def read_states(settings: Settings) -> dict[str, UserRow]:
@@ -187,27 +136,3 @@ def topic_size(settings: Settings, topic: str) -> int:
         return int(sum(ends.values()))
     finally:
         consumer.close()
-
-
-def wait_lists(
-    settings: Settings, ids: set[str], timeout_s: float = 300.0, idle_s: float = 180.0
-) -> list[Record]:
-    """Read ``recs.updated`` until every id in ``ids`` has a list: every list read.
-
-    Gives up after ``timeout_s``, or after ``idle_s`` without a new list (a lost event never
-    gets one; the caller reports what is missing).
-    """
-    seen: set[str] = set()
-    count = 0
-    last_progress = time.monotonic()
-
-    def done(records: list[Record]) -> bool:
-        nonlocal count, last_progress
-        for r in records[count:]:
-            seen.add(json.loads(r.value)["trigger_event_id"])
-        if len(records) > count:
-            last_progress = time.monotonic()
-        count = len(records)
-        return seen >= ids or time.monotonic() - last_progress > idle_s
-
-    return read_topic(settings, settings.topic_recs, done, timeout_s)

@@ -155,11 +155,12 @@ def compare(expected: Mapping[str, Expected], stored: Mapping[str, UserRow], see
 
 def expected_states(settings: Settings) -> dict[str, Expected]:
     """Read the deployment's input topics and catalogue; apply the distinct events (see above)."""
+    from recstream.testing import read_topic
     from serving.client.triton import TritonClient
     from streams.items import review_fusion_inputs
     from streams.processor import effective_tau
     from streams.state.cassandra import CassandraStateStore
-    from tests.chaos.harness import read_topic, topic_size
+    from tests.chaos.harness import topic_size
 
     topics = list(settings.event_topics.values())
     total = sum(topic_size(settings, t) for t in topics)

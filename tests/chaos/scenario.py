@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from recstream.lab.provenance import provenance, with_provenance
-from recstream.lab.workerproc import Deployment, WorkerProcess
 from recstream.settings import REPO_ROOT
+from recstream.testing import Deployment, ListCollector, WorkerProcess, event_message, read_topic
 from schemas.events import Event
 from tests.chaos.accounting import (
     UserRow,
@@ -34,17 +34,12 @@ from tests.chaos.accounting import (
     first_list_times,
     recovery_times,
 )
-from tests.chaos.harness import (
-    PacedProducer,
-    event_messages,
-    read_states,
-    read_topic,
-    topic_size,
-    wait_lists,
-)
+from tests.chaos.harness import PacedProducer, read_states, topic_size
 from tests.chaos.oracle import compare, expected_states
 
 REPORT_DIR = REPO_ROOT / "reports" / "chaos"
+#: Waiting for lists gives up after this long without a new one (a lost event never gets one).
+IDLE_S = 180.0
 _DUPLICATES = re.compile(r'^recstream_events_total\{outcome="duplicate",type="[^"]+"\} (\S+)$', re.M)
 _COUNTER = re.compile(
     r"^(recstream_triton_retries_total|recstream_triton_errors_total)\{[^}]*\} (\S+)$", re.M
@@ -139,7 +134,7 @@ def run_fault(
     ]
     sampler = StateSampler(s)
     sampler.start()
-    msgs = event_messages(s, events)
+    msgs = [event_message(s, e) for e in events]
     producer = PacedProducer(s, msgs, rate)
     t_begin = time.time()
     producer.start()
@@ -149,7 +144,8 @@ def run_fault(
     fault_start, fault_end = fault.inject(ctx)
     producer.finish()
     ids = {e.event_id for e in events}
-    lists = wait_lists(s, ids, timeout_s=recover_timeout_s)
+    with ListCollector(s) as lists:
+        lists.wait_for(ids, recover_timeout_s, idle_s=IDLE_S)
     t_done = time.time()
     time.sleep(2.0)  # lists are published after their state is written; let stragglers land
     inputs = read_topic(s, list(s.event_topics.values()), lambda got: len(got) >= len(msgs), timeout_s=120)
@@ -160,13 +156,15 @@ def run_fault(
     for e in events:
         by_user.setdefault(e.user_id, []).append(e.event_id)
     ev = account_events(by_user, states)
-    la = account_lists([json.loads(r.value)["trigger_event_id"] for r in lists], ids)
+    la = account_lists(lists.counts.elements(), ids)
     diff = compare_states(clean_states, states)
     sent_at: dict[str, float] = {}
     for r in inputs:  # a re-queued click appears twice: the first send counts
         eid = json.loads(r.value)["event_id"]
         sent_at[eid] = min(sent_at.get(eid, float("inf")), r.timestamp_ms / 1000.0)
-    rec = recovery_times(fault_end, sent_at, first_list_times((r.value, r.timestamp_ms) for r in lists))
+    rec = recovery_times(
+        fault_end, sent_at, first_list_times((a.value, a.timestamp_ms) for a in lists.first.values())
+    )
     dead = topic_size(s, s.topic_dlq)
     survivors = [w for w in deployment.workers if w.alive]
     crashed = [] if fault.kills_workers else [w.log_path.name for w in workers if not w.alive]
@@ -204,7 +202,7 @@ def run_fault(
         "workers": fault.workers,
         "lost": ev.lost,
         "duplicated": ev.duplicated,
-        "lists": len(lists),
+        "lists": lists.total,
         "lists_missing": la.missing,
         "duplicate_lists": la.duplicate_lists,
         "dead_letters": dead,

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from recstream.lab.workerproc import Deployment
+from recstream.testing import Deployment
 from schemas.events import Event
 from tests.chaos.conftest import ChaosStack, CleanRun
 from tests.chaos.scenario import REPORT_DIR, Fault, FaultContext, run_fault, write_report

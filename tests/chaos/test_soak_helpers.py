@@ -18,8 +18,8 @@ from recstream.lab.soak import (
     window_p99,
     window_rates,
 )
-from recstream.lab.workerproc import isolated_env, parse_lag, parse_rss_kib
 from recstream.settings import load_settings
+from recstream.testing import isolated_env, parse_lag, parse_rss_kib
 from schemas.events import ClickEvent
 
 

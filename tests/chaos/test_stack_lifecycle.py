@@ -17,8 +17,8 @@ from deploy.local import stack as stack_mod
 from deploy.local.base import Launch, Service, port_open
 from deploy.local.errors import StackError
 from deploy.local.stack import Stack
-from recstream.lab.workerproc import free_port
 from recstream.settings import Settings, load_settings
+from recstream.testing import free_port
 
 #: Listens on argv[1]; with argv[2] == "linger" the leader exits on SIGTERM while a child of the
 #: same process group keeps the port for a second (as a JVM running its shutdown hooks does).

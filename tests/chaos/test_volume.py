@@ -9,7 +9,6 @@ get its list and be applied exactly once. Figures: ``reports/chaos/volume.json``
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -17,18 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from recstream.lab.workerproc import Deployment
+from recstream.testing import Deployment, ListCollector, Message, event_message, read_topic
 from schemas.deadletter import DeadLetter
 from tests.chaos.accounting import account_events, account_lists
 from tests.chaos.conftest import ChaosStack
-from tests.chaos.harness import (
-    PacedProducer,
-    event_messages,
-    movielens_slice,
-    read_states,
-    read_topic,
-    wait_lists,
-)
+from tests.chaos.harness import PacedProducer, movielens_slice, read_states
 from tests.chaos.malformed import MAX_MESSAGE_BYTES, malformed
 from tests.chaos.scenario import write_report
 
@@ -44,8 +36,8 @@ def test_100k_messages_with_10_percent_malformed(
     d = chaos_deployment(RECSTREAM_MAX_MESSAGE_BYTES=str(MAX_MESSAGE_BYTES))
     s = d.settings
     events = movielens_slice(shared_movielens, limit=GOOD)
-    good = event_messages(s, events)
-    messages: list[tuple[str, bytes | None, bytes]] = []
+    good = [event_message(s, e) for e in events]
+    messages: list[Message] = []
     sent_bad: Counter[tuple[bytes, str]] = Counter()
     by_reason: Counter[str] = Counter()
     n_bad = 0
@@ -63,7 +55,8 @@ def test_100k_messages_with_10_percent_malformed(
     producer.start()
     producer.finish()
     ids = {e.event_id for e in events}
-    lists = wait_lists(s, ids, timeout_s=4500, idle_s=300)
+    with ListCollector(s) as lists:
+        lists.wait_for(ids, timeout_s=4500, idle_s=300)
     seconds = time.time() - t0
     dlq = read_topic(s, s.topic_dlq, lambda got: len(got) >= n_bad, timeout_s=300)
     letters = [DeadLetter.from_json_bytes(r.value) for r in dlq]
@@ -73,7 +66,7 @@ def test_100k_messages_with_10_percent_malformed(
     for e in events:
         by_user.setdefault(e.user_id, []).append(e.event_id)
     ev = account_events(by_user, read_states(s))
-    la = account_lists((json.loads(r.value)["trigger_event_id"] for r in lists), ids)
+    la = account_lists(lists.counts.elements(), ids)
     alive = all(w.alive for w in d.workers)
     report = {
         "outcome": "pass"
@@ -90,7 +83,7 @@ def test_100k_messages_with_10_percent_malformed(
         "lost": ev.lost,
         "duplicated": ev.duplicated,
         "unexpected": ev.unexpected,
-        "lists": len(lists),
+        "lists": lists.total,
         "lists_missing": la.missing,
         "duplicate_lists": la.duplicate_lists,
         "worker_alive": alive,

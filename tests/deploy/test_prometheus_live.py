@@ -23,7 +23,8 @@ import pytest
 import yaml
 
 from recstream.metrics import _LATENCY_BUCKETS
-from tests.streams.conftest import Env, deployment_factory, free_port  # noqa: F401 - fixture
+from recstream.testing import Deployment, free_port
+from tests.streams.conftest import deployment_factory  # noqa: F401 - fixture
 from tests.streams.ops_support import bad_json, clicks, get_json, produce, summary_when, uploads, wait_until
 
 pytestmark = pytest.mark.integration
@@ -107,11 +108,11 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def test_prometheus_scrapes_worker_freshness_and_events(
-    deployment_factory: Callable[[], Env],  # noqa: F811 - the imported fixture
+    deployment_factory: Callable[[], Deployment],  # noqa: F811 - the imported fixture
     tmp_path: Path,
 ) -> None:
     env = deployment_factory()
-    _, worker_port = env.start_worker(tmp_path)
+    worker_port = env.start_worker().port
     proc, prom, log = _start_prometheus(tmp_path, worker_port)
     try:
 

@@ -13,7 +13,7 @@ import ipaddress
 import json
 import os
 import secrets
-import subprocess
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,10 +22,8 @@ from pathlib import Path
 import pytest
 
 from deploy.local.tls import LocalTls, ensure_local_tls
-from recstream.lab.workerproc import RECSTREAM, WorkerProcess, isolated_env, prepare
 from recstream.settings import Settings, load_settings
-
-__all__ = ["RECSTREAM"]  # re-exported for the tests of this package
+from recstream.testing import Deployment
 
 #: Ports of the secured servers (the shared stack uses 9xxx, the chaos stack 19xxx).
 KAFKA_PORT = 29092  # controller on 29093
@@ -157,35 +155,25 @@ def shared_triton(settings: Settings) -> Iterator[str]:
             Stack(settings, started).down()
 
 
-@dataclass
-class SecureWorker:
-    """A running `recstream worker` on the secured stack."""
-
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
-    settings: Settings
-    env: dict[str, str]
-
-
 @pytest.fixture(scope="module")
-def secure_worker(
+def secure_deployment(
     secure_stack: SecureStack, shared_triton: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SecureWorker]:
-    """A real worker at DEBUG log level on the secured stack (own topics, group and keyspace)."""
-    env = isolated_env(secure_stack.env, partitions=2)
-    env.update(
-        {
-            "RECSTREAM_K": "5",
-            "RECSTREAM_TRITON_GRPC_URL": shared_triton,
-            "RECSTREAM_LOG_LEVEL": "DEBUG",
-        }
-    )
+) -> Iterator[Deployment]:
+    """A real worker at DEBUG log level on the secured stack (own topics, group and keyspace).
+
+    Its one worker is ``workers[0]``, stopped with SIGTERM at the end of the module.
+    """
     # Schema and topics go through the password + TLS session and the SASL_SSL admin client.
-    settings = prepare(env)
-    log = tmp_path_factory.mktemp("secure-worker") / "worker.log"
-    worker = WorkerProcess.start(env, log)
+    dep = Deployment.create(
+        secure_stack.env,
+        tmp_path_factory.mktemp("secure-worker"),
+        partitions=2,
+        RECSTREAM_K="5",
+        RECSTREAM_TRITON_GRPC_URL=shared_triton,
+        RECSTREAM_LOG_LEVEL="DEBUG",
+    )
     try:
-        yield SecureWorker(worker.proc, worker.port, log, settings, env)
+        dep.start_worker()
+        yield dep
     finally:
-        worker.stop()
+        dep.stop_all(signal.SIGTERM)

@@ -11,11 +11,12 @@ import pytest
 import yaml
 
 from deploy.local.tls import ensure_local_tls
+from recstream.testing import RECSTREAM
 from streams.errors import StateConnectionError
 from streams.state.base import ItemRecord, UserState, UserWrite
 from streams.state.cassandra import CassandraStateStore, connect
 from streams.state.schema import apply_schema
-from tests.security.conftest import RECSTREAM, SecureStack, is_loopback, listening_sockets, server_pid
+from tests.security.conftest import SecureStack, is_loopback, listening_sockets, server_pid
 
 pytestmark = [pytest.mark.integration, pytest.mark.cassandra]
 

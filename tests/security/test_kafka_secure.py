@@ -156,9 +156,7 @@ def test_the_replay_command_produces_over_scram_and_tls(secure_stack: SecureStac
     import subprocess
     from pathlib import Path
 
-    from kafka import KafkaConsumer
-
-    from tests.security.conftest import RECSTREAM
+    from recstream.testing import RECSTREAM, read_topic
 
     tag = uuid.uuid4().hex[:8]
     topics = {
@@ -174,18 +172,5 @@ def test_the_replay_command_produces_over_scram_and_tls(secure_stack: SecureStac
         timeout=180,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    consumer = KafkaConsumer(
-        *topics.values(),
-        auto_offset_reset="earliest",
-        group_id=None,
-        **kafka_python_config(secure_stack.settings),
-    )
-    got = 0
-    try:
-        for _ in range(60):
-            got += sum(len(r) for r in consumer.poll(timeout_ms=500).values())
-            if got >= 30:
-                break
-    finally:
-        consumer.close()
-    assert got == 30
+    got = read_topic(secure_stack.settings, list(topics.values()), lambda rs: len(rs) >= 30, timeout_s=30)
+    assert len(got) == 30

@@ -15,7 +15,6 @@ import os
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -32,9 +31,9 @@ from deploy.local.kafka import BROKER_USER, KafkaService, scram_credential, secu
 from deploy.local.tls import LocalTls, ensure_local_tls, subject_alt_names
 from recstream.security import MASK, MaskedStr, SecurityConfigError, client_ssl_context
 from recstream.settings import SettingsError, load_settings
+from recstream.testing import RECSTREAM
 from streams.kafka_config import aiokafka_config, faust_credentials, kafka_python_config
 
-RECSTREAM = str(Path(sys.executable).parent / "recstream")
 SASL = {
     "RECSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
     "RECSTREAM_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",

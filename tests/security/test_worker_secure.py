@@ -16,8 +16,8 @@ import urllib.request
 
 import pytest
 
-from streams.kafka_config import kafka_python_config
-from tests.security.conftest import RECSTREAM, SecureStack, SecureWorker, is_loopback, listening_sockets
+from recstream.testing import RECSTREAM, Deployment, EventProducer, ListCollector
+from tests.security.conftest import SecureStack, is_loopback, listening_sockets
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.cassandra, pytest.mark.triton]
 T0 = 1_700_000_000_000
@@ -38,50 +38,20 @@ def _event(kind: str, i: int, user: str, item: str) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def lists(secure_worker: SecureWorker) -> dict[str, dict[str, object]]:
+def lists(secure_deployment: Deployment) -> dict[str, dict[str, object]]:
     """Uploads three items, then a click; returns the published lists by trigger event id."""
-    from kafka import KafkaConsumer, KafkaProducer
-
-    s = secure_worker.settings
-    cfg = kafka_python_config(s)
-    producer = KafkaProducer(acks="all", **cfg)
-    try:
-        for i in range(3):
-            producer.send(
-                s.topic_upload,
-                key=b"studio",
-                value=json.dumps(_event("upload", i, "studio", f"m{i}")).encode(),
-            )
-        producer.flush(30)
-    finally:
-        producer.close()
-    consumer = KafkaConsumer(
-        s.topic_recs, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None, **cfg
-    )
-    got: dict[str, dict[str, object]] = {}
-    clicked = False
+    s = secure_deployment.settings
     deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline and "click-9" not in got:
-            for records in consumer.poll(timeout_ms=500).values():
-                for r in records:
-                    doc = json.loads(r.value)
-                    got[str(doc["trigger_event_id"])] = doc
-            if not clicked and {"upload-0", "upload-1", "upload-2"} <= set(got):
-                producer = KafkaProducer(acks="all", **cfg)
-                try:
-                    producer.send(
-                        s.topic_click,
-                        key=b"alice",
-                        value=json.dumps(_event("click", 9, "alice", "m1")).encode(),
-                    )
-                    producer.flush(30)
-                finally:
-                    producer.close()
-                clicked = True
-    finally:
-        consumer.close()
-    return got
+    with ListCollector(s) as got, EventProducer(s) as producer:
+        for i in range(3):
+            producer.send_doc("upload", "studio", _event("upload", i, "studio", f"m{i}"))
+        producer.flush(30)
+        missing = got.wait_for({"upload-0", "upload-1", "upload-2"}, deadline - time.monotonic())
+        if not missing:  # the click once its items are in the catalogue
+            producer.send_doc("click", "alice", _event("click", 9, "alice", "m1"))
+            producer.flush(30)
+            got.wait_for({"click-9"}, deadline - time.monotonic())
+    return {t: json.loads(a.value) for t, a in got.first.items()}
 
 
 def test_the_worker_consumes_and_publishes_over_sasl_ssl(lists: dict[str, dict[str, object]]) -> None:
@@ -101,10 +71,11 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
 
 
 def test_secrets_appear_in_no_log_page_or_config_output(
-    secure_stack: SecureStack, secure_worker: SecureWorker, lists: dict[str, dict[str, object]]
+    secure_stack: SecureStack, secure_deployment: Deployment, lists: dict[str, dict[str, object]]
 ) -> None:
     secrets = [secure_stack.kafka_password, secure_stack.cassandra_password]
-    log = secure_worker.log.read_text(errors="replace")
+    worker = secure_deployment.workers[0]
+    log = worker.log_path.read_text(errors="replace")
     # The log is a real DEBUG log of a worker that authenticated and worked ...
     assert "DEBUG" in log and len(log) > 50_000
     assert "click-9" in lists
@@ -112,15 +83,19 @@ def test_secrets_appear_in_no_log_page_or_config_output(
     assert "'sasl_plain_password': '**********'" in log
     bodies: dict[str, bytes] = {}
     for path in ("/metrics", "/healthz", "/readyz", "/", "/ops", "/ops/ops.js", "/api/ops/summary"):
-        status, body = _get(secure_worker.port, path)
+        status, body = _get(worker.port, path)
         bodies[path] = body
         assert status < 500, (path, status)
-    _, user_list = _get(secure_worker.port, "/api/users/alice/list")
+    _, user_list = _get(worker.port, "/api/users/alice/list")
     bodies["/api/users/alice/list"] = user_list
     assert b"recstream_" in bodies["/metrics"]
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("RECSTREAM_")}
     config = subprocess.run(
-        [RECSTREAM, "config"], env={**env, **secure_worker.env}, capture_output=True, text=True, timeout=60
+        [RECSTREAM, "config"],
+        env={**env, **secure_deployment.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert config.returncode == 0, config.stderr
     shown = json.loads(config.stdout)
@@ -132,7 +107,8 @@ def test_secrets_appear_in_no_log_page_or_config_output(
         assert secret not in config.stdout + config.stderr
 
 
-def test_the_worker_listens_on_loopback_only(secure_worker: SecureWorker) -> None:
-    sockets = listening_sockets(secure_worker.proc.pid)
-    assert ("127.0.0.1", secure_worker.port) in sockets, sockets
+def test_the_worker_listens_on_loopback_only(secure_deployment: Deployment) -> None:
+    worker = secure_deployment.workers[0]
+    sockets = listening_sockets(worker.proc.pid)
+    assert ("127.0.0.1", worker.port) in sockets, sockets
     assert not [s for s in sockets if not is_loopback(s[0])], sockets

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from recstream.settings import Settings
+from recstream.testing import EventProducer
 
 T = TypeVar("T")
 
@@ -71,16 +72,10 @@ def bad_json(n: int = 1) -> list[Produced]:
 
 def produce(settings: Settings, events: list[Produced]) -> None:
     """Send events to the deployment's input topics and wait until Kafka has them."""
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
-    try:
+    with EventProducer(settings) as producer:
         for kind, key, ev in events:
-            value = ev if isinstance(ev, bytes) else json.dumps(ev).encode()
-            producer.send(settings.event_topics[kind], key=key.encode(), value=value)
+            producer.send_doc(kind, key, ev)
         producer.flush(30)
-    finally:
-        producer.close()
 
 
 def http(port: int, path: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:

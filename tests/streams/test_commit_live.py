@@ -11,17 +11,13 @@ the click was never applied. Now the copy is delivered before the state that ski
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from recstream.lab.soak import kafka_producer
+from recstream.testing import Deployment, EventProducer, ListCollector
 from schemas.events import ClickEvent, Event, UploadEvent
-from tests.chaos.harness import read_topic
-from tests.streams.conftest import Env
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.cassandra, pytest.mark.triton]
 
@@ -39,31 +35,24 @@ def _click(eid: str, user: str, item: str, n: int) -> ClickEvent:
     return ClickEvent(type="click", event_id=eid, user_id=user, item_id=item, ts=T0 + n, schema_version=1)
 
 
-def _send(env: Env, events: list[Event]) -> None:
-    producer = kafka_producer(env.settings)
+def _send(env: Deployment, events: list[Event]) -> None:
+    producer = EventProducer(env.settings)
     try:
         for ev in events:
-            producer.send(env.settings.event_topics[ev.type], key=ev.kafka_key, value=ev.to_json_bytes())
+            producer.send(ev)
         producer.flush(30)
     finally:
         producer.close(10)
 
 
-def _lists(env: Env, ids: set[str], timeout_s: float = 120.0) -> dict[str, int]:
-    got = read_topic(
-        env.settings,
-        env.settings.topic_recs,
-        lambda rs: {json.loads(r.value)["trigger_event_id"] for r in rs} >= ids,
-        timeout_s,
-    )
-    counts: dict[str, int] = {}
-    for r in got:
-        t = json.loads(r.value)["trigger_event_id"]
-        counts[t] = counts.get(t, 0) + 1
-    return counts
+def _lists(env: Deployment, ids: set[str], timeout_s: float = 120.0) -> dict[str, int]:
+    """Lists read per trigger once every id in ``ids`` has one (or after ``timeout_s``)."""
+    with ListCollector(env.settings) as lists:
+        lists.wait_for(ids, timeout_s)
+    return dict(lists.counts)
 
 
-def _state(env: Env, user: str) -> tuple[int, tuple[str, ...]]:
+def _state(env: Deployment, user: str) -> tuple[int, tuple[str, ...]]:
     from streams.state.cassandra import CassandraStateStore
 
     async def read() -> tuple[int, tuple[str, ...]]:
@@ -74,7 +63,7 @@ def _state(env: Env, user: str) -> tuple[int, tuple[str, ...]]:
     return asyncio.run(read())
 
 
-def _wait_dead(env: Env, timeout_s: float = 60.0) -> None:
+def _wait_dead(env: Deployment, timeout_s: float = 60.0) -> None:
     w = env.workers[-1]
     deadline = time.monotonic() + timeout_s
     while w.alive and time.monotonic() < deadline:
@@ -84,7 +73,7 @@ def _wait_dead(env: Env, timeout_s: float = 60.0) -> None:
 
 
 def test_deferred_click_survives_a_kill_after_its_users_later_state_is_written(
-    deployment_factory: Callable[[], Env], tmp_path: Path
+    deployment_factory: Callable[[], Deployment],
 ) -> None:
     env = deployment_factory()
     env.env.update(
@@ -96,7 +85,7 @@ def test_deferred_click_survives_a_kill_after_its_users_later_state_is_written(
         }
     )
     env.env["RECSTREAM_FAULT_HOOK"] = "after_flush:2"  # 1: the first upload's state; 2: the clicks
-    env.start_worker(tmp_path)
+    env.start_worker()
     _send(env, [_upload("known", 0)])
     assert _lists(env, {"up-known"})
     time.sleep(1.5)  # the upload's state is written: that was flush 1
@@ -105,7 +94,7 @@ def test_deferred_click_survives_a_kill_after_its_users_later_state_is_written(
     _wait_dead(env)
     # The item arrives, and a new worker takes over from the last commit.
     env.env.pop("RECSTREAM_FAULT_HOOK")
-    env.start_worker(tmp_path)
+    env.start_worker()
     _send(env, [_upload("late", 20)])
     lists = _lists(env, {"c1", "c2", "up-late"})
     assert lists.keys() >= {"c1", "c2"}

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from recstream.testing import Deployment
 from streams.web.readiness import KafkaCheck, cassandra_check, triton_check
 from streams.web.routes import ASSETS, asset
-from tests.streams.conftest import Env
 from tests.streams.ops_support import bad_json, clicks, get_json, http, produce, summary_when, uploads
 
 pytestmark = pytest.mark.integration
@@ -20,9 +20,10 @@ pytestmark = pytest.mark.integration
 N_ITEMS = 16  # catalogue > K (10) + clicked items, so every list is full
 
 
-def test_worker_serves_ops_endpoints(deployment_factory: Callable[[], Env], tmp_path: Path) -> None:
+def test_worker_serves_ops_endpoints(deployment_factory: Callable[[], Deployment]) -> None:
     env = deployment_factory()
-    proc, port = env.start_worker(tmp_path)
+    worker = env.start_worker()
+    port = worker.port
 
     # /readyz ran the real dependency checks.
     status, ready = get_json(port, "/readyz")
@@ -78,8 +79,8 @@ def test_worker_serves_ops_endpoints(deployment_factory: Callable[[], Env], tmp_
     assert status == 404 and missing["user_id"] == "nobody-here"
 
     # Structured logs: the dead-letter warnings are JSON lines with their Kafka coordinates.
-    assert proc.poll() is None
-    lines = _json_lines(env.logs[0])
+    assert worker.alive
+    lines = _json_lines(worker.log_path)
     letters = [d for d in lines if d.get("msg") == "dead letter"]
     assert len(letters) == 2, lines[-20:]
     for d in letters:
@@ -116,8 +117,8 @@ async def test_dependency_checks_pass_against_the_real_stack(stack: Any) -> None
         cluster.shutdown()
     client = TritonClient(stack.triton_grpc_url)
     try:
-        assert await triton_check(client._client)() == "server and 3 models ready"
+        assert await triton_check(client.grpc_client)() == "server and 3 models ready"
         with pytest.raises(RuntimeError, match="not_a_model"):
-            await triton_check(client._client, models=("fusion", "not_a_model"))()
+            await triton_check(client.grpc_client, models=("fusion", "not_a_model"))()
     finally:
         await client.close()

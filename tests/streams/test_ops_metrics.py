@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.streams.conftest import Env
+from recstream.testing import Deployment
 from tests.streams.ops_support import bad_json, clicks, http, produce, summary_when, uploads
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -45,10 +45,10 @@ def test_readme_table_parses() -> None:
 
 
 @pytest.mark.integration
-def test_worker_metrics_match_the_readme_table(deployment_factory: Callable[[], Env], tmp_path: Path) -> None:
+def test_worker_metrics_match_the_readme_table(deployment_factory: Callable[[], Deployment]) -> None:
     documented = documented_metrics(README.read_text())
     env = deployment_factory()
-    _, port = env.start_worker(tmp_path)
+    port = env.start_worker().port
     produce(env.settings, uploads(12))
     summary_when(port, lambda s: s["throughput"]["events_total"] >= 12, "the uploads")
     produce(env.settings, clicks(["m-alice"], ["ops-m1", "ops-m2"]) + bad_json(1))

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.streams.conftest import Env
+from recstream.testing import Deployment
 from tests.streams.ops_support import bad_json, clicks, get_json, produce, uploads
 
 pytestmark = pytest.mark.integration
@@ -82,12 +82,12 @@ def _wait(driver: Any, what: str, cond: Callable[[Any], Any], timeout_s: float =
 
 
 def test_ops_page_shows_live_numbers_and_a_users_list(
-    deployment_factory: Callable[[], Env], browser: Any, tmp_path: Path
+    deployment_factory: Callable[[], Deployment], browser: Any, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
 
     env = deployment_factory()
-    _, port = env.start_worker(tmp_path)
+    port = env.start_worker().port
     shot = tmp_path / "ops-page.png"
     try:
         browser.get(f"http://127.0.0.1:{port}/ops")

@@ -1,8 +1,9 @@
 """End to end with real Kafka, Triton and Cassandra and real `recstream worker` processes.
 
-An external kafka-python producer sends uploads, clicks, reviews and malformed messages; an
-external consumer reads every list and every dead letter; cassandra-driver reads the user states,
-which must equal a pure-function recomputation from the stored item embeddings.
+An external producer sends uploads, clicks, reviews and malformed messages; an external
+collector reads every list and every dead letter (:mod:`recstream.testing`); cassandra-driver
+reads the user states, which must equal a pure-function recomputation from the stored item
+embeddings.
 """
 
 from __future__ import annotations
@@ -13,17 +14,16 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from recstream.testing import Deployment, EventProducer, ListCollector, read_topic
 from schemas.deadletter import DeadLetter
 from schemas.events import RecsUpdated
 from streams.userstate import Contribution, apply_contributions
-from tests.streams.conftest import Env
 
 pytestmark = pytest.mark.integration
 T0 = 1_700_000_000_000
@@ -147,46 +147,17 @@ BAD: list[tuple[str, bytes | None, bytes, str]] = [
 ]
 
 
-def _produce(env: Env, events: list[tuple[str, str, dict[str, Any]]], bad: bool = True) -> None:
-    from kafka import KafkaProducer
-
-    s = env.settings
-    producer = KafkaProducer(bootstrap_servers=s.kafka_bootstrap_servers, acks="all")
-    try:
+def _produce(env: Deployment, events: list[tuple[str, str, dict[str, Any]]], bad: bool = True) -> None:
+    with EventProducer(env.settings) as producer:
         for kind, key, ev in events:
-            producer.send(s.event_topics[kind], key=key.encode(), value=json.dumps(ev).encode())
+            producer.send_doc(kind, key, ev)
         if bad:
-            for kind, key, raw, _ in BAD:
-                producer.send(s.event_topics[kind], key=key, value=raw)
+            for kind, bad_key, raw, _ in BAD:
+                producer.send_doc(kind, bad_key, raw)
         producer.flush(30)
-    finally:
-        producer.close()
 
 
-def _consume(
-    topic: str, bootstrap: str, want: Callable[[list[bytes]], bool], timeout_s: float = 120
-) -> list[bytes]:
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    got: list[bytes] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline and not want(got):
-            for recs in consumer.poll(timeout_ms=500).values():
-                got.extend(r.value for r in recs)
-    finally:
-        consumer.close()
-    return got
-
-
-def _states(env: Env) -> dict[str, Any]:
+def _states(env: Deployment) -> dict[str, Any]:
     """Users (UserState) and items as stored, once the worker's write-behind has settled.
 
     States are written at the worker's checkpoints (every ``commit_interval_s``): read until two
@@ -225,28 +196,16 @@ def _states(env: Env) -> dict[str, Any]:
     return {"users": asyncio.run(read()), "items": items}
 
 
-def _wait_lists(env: Env, ids: set[str]) -> list[RecsUpdated]:
-    raw = _consume(
-        env.settings.topic_recs,
-        env.settings.kafka_bootstrap_servers,
-        lambda got: {json.loads(v)["trigger_event_id"] for v in got} >= ids,
-    )
-    return [RecsUpdated.from_json_bytes(v) for v in raw]
+def _wait_lists(env: Deployment, ids: set[str]) -> list[RecsUpdated]:
+    """Every list read once each id in ``ids`` has one (or after 120 s)."""
+    with ListCollector(env.settings) as lists:
+        lists.wait_for(ids, timeout_s=120)
+    return [a.recs() for a in lists.first.values()]
 
 
-def _lag(port: int) -> dict[tuple[str, str], float]:
-    import re
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    pat = re.compile(r'^recstream_consumer_lag\{partition="(\d+)",topic="([^"]+)"\} (\S+)$', re.M)
-    return {(m.group(2), m.group(1)): float(m.group(3)) for m in pat.finditer(text)}
-
-
-def test_pipeline_lists_dead_letters_and_state(deployment_factory: Callable[[], Env], tmp_path: Path) -> None:
+def test_pipeline_lists_dead_letters_and_state(deployment_factory: Callable[[], Deployment]) -> None:
     env = deployment_factory()
-    proc, port = env.start_worker(tmp_path)
+    worker = env.start_worker()
     events, good_ids = _events()
     # The catalogue first (as in production), so every list can hold K unseen items; a list is
     # shorter only when fewer unseen items exist (e.g. the first click on a one-item catalogue).
@@ -271,22 +230,20 @@ def test_pipeline_lists_dead_letters_and_state(deployment_factory: Callable[[], 
         assert not set(listed) & set(clicked[user]), (ev["event_id"], listed, clicked[user])
 
     # Dead letters: every malformed message, with its bytes and the expected reason.
-    dlq = _consume(
-        env.settings.topic_dlq, env.settings.kafka_bootstrap_servers, lambda got: len(got) >= len(BAD)
-    )
-    letters = [DeadLetter.from_json_bytes(v) for v in dlq]
+    dlq = read_topic(env.settings, env.settings.topic_dlq, lambda got: len(got) >= len(BAD), timeout_s=120)
+    letters = [DeadLetter.from_json_bytes(r.value) for r in dlq]
     assert sorted((d.raw_value(), d.rejection.reason) for d in letters) == sorted(
         (raw, why) for _, _, raw, why in BAD
     )
-    assert proc.poll() is None, "the worker must survive malformed input"
+    assert worker.alive, "the worker must survive malformed input"
 
     # Consumer lag is exported per input partition and returns to zero once all is processed.
     inputs = set(env.settings.event_topics.values())
     deadline = time.monotonic() + 30
-    lag = _lag(port)
+    lag = worker.lag()
     while time.monotonic() < deadline and not ({t for t, _ in lag} >= inputs and not any(lag.values())):
         time.sleep(1)
-        lag = _lag(port)
+        lag = worker.lag()
     assert {t for t, _ in lag} >= inputs and not any(lag.values()), lag
 
     # State in Cassandra equals the pure recomputation from the stored item embeddings.
@@ -314,43 +271,38 @@ def test_pipeline_lists_dead_letters_and_state(deployment_factory: Callable[[], 
 
 
 def test_redelivery_and_replay_leave_state_bit_identical(
-    deployment_factory: Callable[[], Env], tmp_path: Path
+    deployment_factory: Callable[[], Deployment],
 ) -> None:
     env = deployment_factory()
-    proc, _ = env.start_worker(tmp_path)
+    worker = env.start_worker()
     events, good_ids = _events()
     _produce(env, events, bad=False)
     _wait_lists(env, good_ids)
     time.sleep(2)  # let the last offsets commit
     before = {u: (r.acc.tobytes(), r.event_count, r.seen) for u, r in _states(env)["users"].items()}
-    env.stop(proc)
+    worker.stop()
 
     # Redelivery: a new consumer group starts from the earliest offsets (same as an offset reset).
     env.env["RECSTREAM_CONSUMER_GROUP"] += "-again"
-    proc2, _ = env.start_worker(tmp_path)
+    worker2 = env.start_worker()
     # Replay: the same events produced again (same ids, new offsets).
     _produce(env, events, bad=False)
-    raw = _consume(
-        env.settings.topic_recs,
-        env.settings.kafka_bootstrap_servers,
-        lambda got: len(got) >= 3 * len(good_ids),
-    )
-    assert len(raw) >= 3 * len(good_ids)
+    with ListCollector(env.settings) as lists:
+        lists.wait_until(lambda: lists.total >= 3 * len(good_ids), timeout_s=120)
+    assert lists.total >= 3 * len(good_ids)
     time.sleep(1)
     after = {u: (r.acc.tobytes(), r.event_count, r.seen) for u, r in _states(env)["users"].items()}
     assert after == before
-    assert proc2.poll() is None
+    assert worker2.alive
 
 
-def test_two_workers_reach_the_same_state_as_one(
-    deployment_factory: Callable[[], Env], tmp_path: Path
-) -> None:
+def test_two_workers_reach_the_same_state_as_one(deployment_factory: Callable[[], Deployment]) -> None:
     events, good_ids = _events()
     results = []
     for n_workers in (1, 2):
         env = deployment_factory()
         for _ in range(n_workers):
-            env.start_worker(tmp_path)
+            env.start_worker()
         _produce(env, events, bad=False)
         _wait_lists(env, good_ids)
         time.sleep(1)

@@ -1,10 +1,10 @@
 """Pipeline-mode evaluation: the events go through Kafka, real workers, Triton and Cassandra.
 
 :func:`drive` produces every event of the replay to its topic and reads ``recs.updated`` with an
-independent consumer, pairing each list with its event by ``trigger_event_id`` (no timing
-assumptions). The protocol scores a click against the list the system published for the same
-user's previous event, so the driver keeps, without waiting on the clock, the orderings that
-define "previous":
+independent consumer (:class:`recstream.testing.ListCollector`), pairing each list with its event
+by ``trigger_event_id`` (no timing assumptions). The protocol scores a click against the list the
+system published for the same user's previous event, so the driver keeps, without waiting on the
+clock, the orderings that define "previous":
 
 * a user's events on one topic stay in order (one partition per user key);
 * before a user's event on another topic than their previous one, the previous one's list must
@@ -20,11 +20,10 @@ mode over the collected lists.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,12 +37,12 @@ from recstream.lab.evaluation.inprocess import RunResult, check_trained_before_c
 from recstream.lab.evaluation.protocol import ordered_events
 from recstream.lab.evaluation.scoring import ScorePass, frozen_list
 from recstream.settings import Settings
+from recstream.testing import AsyncEventProducer, Deployment, ListCollector, recstream_environ
 from schemas.events import Event, UploadEvent
 from serving.client.base import FusionInfo
 from serving.pipelines import meta_of
 from streams.catalog.exact import ExactIndex
 from streams.errors import StreamError
-from streams.kafka_config import aiokafka_config
 from streams.state.base import ItemRecord, UserState
 from streams.trending import Trending
 
@@ -77,40 +76,6 @@ class Drive:
     barriers: int = 0
 
 
-class _Lists:
-    """Lists by trigger id, filled by the consumer task; waiters are woken on arrival."""
-
-    def __init__(self) -> None:
-        self.lists: dict[str, list[str]] = {}
-        self.versions: set[str] = set()
-        self.outstanding: set[str] = set()
-        self.changed = asyncio.Event()
-
-    def add(self, raw: bytes) -> None:
-        doc = json.loads(raw)
-        trigger = doc["trigger_event_id"]
-        # A redelivered event publishes its list again; the state is not applied twice, and the
-        # list is recomputed from the same state, so the first copy stands.
-        self.lists.setdefault(trigger, [it["item_id"] for it in doc["items"]])
-        self.versions.add(doc["model_version"])
-        self.outstanding.discard(trigger)
-        self.changed.set()
-
-    async def wait(self, done: Callable[[], bool], timeout_s: float, what: str) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not done():
-            self.changed.clear()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                missing = sorted(self.outstanding)[:10]
-                raise PipelineEvalError(
-                    f"no list after {timeout_s:.0f} s while waiting for {what}; "
-                    f"{len(self.outstanding)} outstanding, e.g. {missing}"
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), timeout=min(left, 1.0))
-
-
 async def drive(
     events: Sequence[tuple[int, Event]],
     settings: Settings,
@@ -132,35 +97,35 @@ async def drive(
     Raises:
         PipelineEvalError: An awaited list did not arrive in ``timeout_s``.
     """
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
     from streams.state.cassandra import CassandraStateStore
 
-    kafka = aiokafka_config(settings)
-    got = _Lists()
-    consumer = AIOKafkaConsumer(
-        settings.topic_recs, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False, **kafka
-    )
-    producer = AIOKafkaProducer(acks="all", linger_ms=2, **kafka)
-    await consumer.start()
-    await producer.start()
+    # A redelivered event publishes its list again; the state is not applied twice, and the list
+    # is recomputed from the same state, so the first copy (the collector's) stands.
+    async with (
+        ListCollector(settings, keep="items") as got,
+        AsyncEventProducer(settings, linger_ms=2) as producer,
+    ):
+        pending: set[str] = set()  # events sent, their lists not yet seen back
 
-    async def consume() -> None:
-        async for msg in consumer:
-            if msg.value is not None:
-                got.add(msg.value)
+        async def back(ids: Iterable[str], what: str) -> None:
+            """Until the lists of ``ids`` are back (else :class:`PipelineEvalError`)."""
+            missing = await got.wait_for_async(ids, timeout_s)
+            pending.difference_update([i for i in pending if i in got])
+            if missing:
+                raise PipelineEvalError(
+                    f"no list after {timeout_s:.0f} s while waiting for {what}; "
+                    f"{len(pending)} outstanding, e.g. {sorted(pending)[:10]}"
+                )
 
-    reader = asyncio.create_task(consume())
-    out = Drive()
-    last: dict[str, tuple[str, str]] = {}  # user -> (event id, topic) of their previous event
-    users: set[str] = set()
-    sent: dict[str, int] = {}  # events sent per user
-    t0 = time.monotonic()
-    try:
+        out = Drive()
+        last: dict[str, tuple[str, str]] = {}  # user -> (event id, topic) of their previous event
+        users: set[str] = set()
+        sent: dict[str, int] = {}  # events sent per user
+        t0 = time.monotonic()
         snapped = False
         for order, ev in tqdm(events, disable=not progress, desc="pipeline", unit="ev", mininterval=2.0):
             if not snapped and order >= cut_order:
-                await got.wait(lambda: not got.outstanding, timeout_s, "the cut")
+                await back(pending, "the cut")
                 out.frozen_states = await _snapshot(
                     CassandraStateStore.open(settings), users, dict(sent), timeout_s
                 )
@@ -169,36 +134,29 @@ async def drive(
             topic = settings.event_topics[ev.type]
             prev = last.get(ev.user_id)
             if isinstance(ev, UploadEvent):
-                await got.wait(lambda: not got.outstanding, timeout_s, f"lists before {ev.event_id}")
+                await back(pending, f"lists before {ev.event_id}")
                 out.barriers += 1
-            elif prev is not None and prev[1] != topic and prev[0] in got.outstanding:
-                pid = prev[0]
-                await got.wait(lambda pid=pid: pid not in got.outstanding, timeout_s, pid)  # type: ignore[misc]
+            elif prev is not None and prev[1] != topic and prev[0] not in got:
+                await back([prev[0]], prev[0])
                 out.barriers += 1
-            got.outstanding.add(ev.event_id)
+            pending.add(ev.event_id)
             sent[ev.user_id] = sent.get(ev.user_id, 0) + 1
-            await producer.send(topic, ev.to_json_bytes(), key=ev.kafka_key)
+            await producer.send(ev)
             last[ev.user_id] = (ev.event_id, topic)
             users.add(ev.user_id)
             if isinstance(ev, UploadEvent):
                 await producer.flush()
-                eid = ev.event_id
-                await got.wait(lambda eid=eid: eid not in got.outstanding, timeout_s, eid)  # type: ignore[misc]
+                await back([ev.event_id], ev.event_id)
         await producer.flush()
-        await got.wait(lambda: not got.outstanding, timeout_s, "the last lists")
+        await back(pending, "the last lists")
         out.seconds = time.monotonic() - t0
         store = CassandraStateStore.open(settings)
         try:
             out.items = await store.load_items()
         finally:
             await store.close()
-    finally:
-        reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
-        await producer.stop()
-        await consumer.stop()
-    out.lists = got.lists
-    out.model_versions = got.versions
+    out.lists = {t: list(a.items) for t, a in got.first.items()}
+    out.model_versions = set(got.model_versions)
     return out
 
 
@@ -305,8 +263,6 @@ async def run_pipeline(
         LeakError: The model was trained past the cut.
         PipelineEvalError: Triton serves another model, or lists did not come back.
     """
-    from recstream.lab.workerproc import Deployment, recstream_environ
-
     cut = ml.cut_order(cut_frac) if cut_order is None else cut_order
     meta = meta_of(artefact)
     if check_leak:

@@ -165,10 +165,10 @@ class FakeProducer:
         self.sent.append((topic, key, value))
         return FakeFuture(bool(self.fail_every) and len(self.sent) % self.fail_every == 0)
 
-    def flush(self) -> None:
+    def flush(self, timeout: float | None = None) -> None:
         self.flushed = True
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> None:
         self.closed = True
 
 

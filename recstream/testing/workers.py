@@ -1,9 +1,11 @@
-"""Real ``recstream worker`` processes in an isolated deployment, seen from outside.
+"""The worker-process harness: real ``recstream worker`` processes, seen from outside.
 
 :class:`Deployment` gives a run its own topics, consumer group and keyspace on the stack its
-``RECSTREAM_*`` variables name; :class:`WorkerProcess` starts one worker (its own process group),
-waits for ``/readyz``, reads its RSS from ``/proc`` and kills it. Used by ``recstream soak``
-(:mod:`recstream.lab.soak`) and the fault tests (``tests/chaos``).
+``RECSTREAM_*`` variables name (:func:`isolated_env`, :func:`prepare`); :class:`WorkerProcess`
+starts one worker as a subprocess (its own process group, its log in a file), waits until
+``/readyz`` says it is ready, reads its pages, lag and RSS, and stops it with a signal. Used by
+the tests (``tests/streams``, ``tests/chaos``, ``tests/security``), ``recstream soak``,
+``recstream bench`` and the pipeline evaluation.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +28,7 @@ from typing import Self
 
 from recstream.settings import ENV_PREFIX, Settings, load_settings
 
+#: The ``recstream`` command of this interpreter's environment.
 RECSTREAM = str(Path(sys.executable).parent / "recstream")
 _LAG = re.compile(r'^recstream_consumer_lag\{partition="(\d+)",topic="([^"]+)"\} (\S+)$', re.M)
 
@@ -96,36 +99,72 @@ class WorkerProcess:
     log_path: Path
 
     @classmethod
-    def start(cls, env: dict[str, str], log_path: Path, ready_timeout_s: float = 180.0) -> WorkerProcess:
-        """Start a worker and wait until ``/readyz`` says it is ready.
+    def start(
+        cls,
+        env: dict[str, str],
+        log_path: Path,
+        ready_timeout_s: float = 180.0,
+        *,
+        command: Sequence[str] = (RECSTREAM, "worker"),
+        cwd: Path | None = None,
+        inherit_env: bool = True,
+    ) -> WorkerProcess:
+        """Start a worker (``recstream worker --web-port <free port>``) and wait until it is ready.
+
+        Its environment is this process's without ``RECSTREAM_*``, plus ``env``; its output goes
+        to ``log_path`` (appended).
+
+        Args:
+            env: Its ``RECSTREAM_*`` variables (and any other it needs).
+            log_path: Where its output goes.
+            ready_timeout_s: How long it may take to be ready.
+            command: The command line before ``--web-port`` (another installation's
+                ``recstream``, or one run as another user through ``setpriv``).
+            cwd: Its working directory (default: this process's).
+            inherit_env: False: ``env`` is its whole environment.
 
         Raises:
-            RuntimeError: It exited or did not become ready (with the end of its log).
+            RuntimeError: It exited or did not become ready (with the end of its log); it is
+                killed then.
         """
         port = free_port()
+        base = {k: v for k, v in os.environ.items() if not k.startswith("RECSTREAM_")} if inherit_env else {}
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
-                [RECSTREAM, "worker", "--web-port", str(port)],
-                env={**{k: v for k, v in os.environ.items() if not k.startswith("RECSTREAM_")}, **env},
+                [*command, "--web-port", str(port)],
+                env={**base, **env},
+                cwd=cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         worker = cls(proc, port, log_path)
-        deadline = time.monotonic() + ready_timeout_s
+        try:
+            worker.wait_ready(ready_timeout_s)
+        except RuntimeError:
+            worker.kill()
+            raise
+        return worker
+
+    def wait_ready(self, timeout_s: float = 180.0) -> None:
+        """Block until ``/readyz`` says the worker is ready (any process serving it: a container too).
+
+        Raises:
+            RuntimeError: It exited or did not become ready in ``timeout_s`` (with the end of its log).
+        """
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {proc.returncode}: {worker.log_tail()}")
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}: {self.log_tail()}")
             try:
-                if json.loads(worker.get("/readyz"))["ready"]:
-                    return worker
+                if json.loads(self.get("/readyz"))["ready"]:
+                    return
             except (OSError, ValueError, KeyError):
                 pass
             time.sleep(0.3)
-        worker.kill()
-        raise RuntimeError(f"worker not ready after {ready_timeout_s:.0f}s: {worker.log_tail()}")
+        raise RuntimeError(f"worker not ready after {timeout_s:.0f}s: {self.log_tail()}")
 
     @property
     def alive(self) -> bool:
@@ -189,6 +228,8 @@ class Deployment:
     settings: Settings
     log_dir: Path
     workers: list[WorkerProcess] = field(default_factory=list)
+    #: How long :meth:`start_worker` waits for a worker's ``/readyz``.
+    ready_timeout_s: float = 180.0
 
     @classmethod
     def create(cls, base_env: dict[str, str], log_dir: Path, partitions: int = 4, **extra: str) -> Deployment:
@@ -197,15 +238,20 @@ class Deployment:
         return cls(env, prepare(env), log_dir)
 
     def start_worker(self, **extra: str) -> WorkerProcess:
-        """Start one more worker in this deployment's consumer group (``extra``: its own variables)."""
-        w = WorkerProcess.start({**self.env, **extra}, self.log_dir / f"worker-{len(self.workers)}.log")
+        """Start one more worker in this deployment's consumer group (``extra``: its own variables).
+
+        It runs with :attr:`env` as it is now (a caller may change it between starts), logs to
+        ``<log_dir>/worker-<n>.log`` and is ready when this returns.
+        """
+        log = self.log_dir / f"worker-{len(self.workers)}.log"
+        w = WorkerProcess.start({**self.env, **extra}, log, self.ready_timeout_s)
         self.workers.append(w)
         return w
 
-    def stop_all(self) -> None:
-        """Kill every worker still running."""
+    def stop_all(self, sig: int = signal.SIGKILL) -> None:
+        """Signal every worker still running (SIGKILL unless ``sig``) and reap it."""
         for w in self.workers:
-            w.kill()
+            w.stop(sig)
 
     def drop(self) -> None:
         """Kill the workers, then delete the deployment's topics and keyspace (best effort)."""
