@@ -98,6 +98,11 @@ demo: install ## Bring the stack up and run the live demo (Ctrl-C stops what it 
 bench: install ## Benchmarks: print figures, write reports/bench.json and docs/BENCHMARKS.md
 	$(RECSTREAM) bench --out reports/bench.json
 
+.PHONY: image-worker
+IMAGE_ARGS ?=
+image-worker: ## Build the worker image (wheel + locked deps, read-only, non-root) with podman: deploy/docker/build-worker-image.sh
+	bash deploy/docker/build-worker-image.sh $(IMAGE_ARGS)
+
 clean: ## Remove local state (.stack/) and build caches (keeps the dependency cache)
 	-$(RECSTREAM) stack down
 	rm -rf .stack .pytest_cache .mypy_cache .ruff_cache reports

@@ -7,8 +7,7 @@ Hierarchy::
     │   ├── SchemaVersionError   the keyspace holds another CQL schema version
     │   └── StateConnectionError Cassandra refused the connection (credentials, TLS, down)
     ├── PartitionNotOwned        a batch's input partition was revoked while it was processed
-    ├── CatalogError             the retrieval index was misused (dimension mismatch, ...)
-    └── ReplayError              a dataset replay could not produce its events
+    └── RetrievalError           the retrieval index was misused (dimension mismatch, ...)
 """
 
 from __future__ import annotations
@@ -34,5 +33,5 @@ class PartitionNotOwned(StreamError):
     """A batch's input partition moved to another worker while the batch was being processed."""
 
 
-class CatalogError(StreamError, ValueError):
+class RetrievalError(StreamError, ValueError):
     """The retrieval index was misused."""

@@ -32,10 +32,10 @@ from recstream import metrics
 from recstream.settings import Settings
 from schemas.events import ClickEvent, Event, RecsUpdated, ReviewEvent, UploadEvent
 from serving.client.base import FusionInfo, InferenceClient
-from streams.catalog.base import ItemIndex
 from streams.faults import FaultPoints
 from streams.items import fusion_inputs, review_fusion_inputs, upload_image_bytes, upload_text
 from streams.lists import list_payload
+from streams.retrieval.base import ItemIndex
 from streams.state.base import ItemRecord, SourcePos, StateStore, StoredList
 from streams.state.cache import StateCache
 from streams.trending import Trending

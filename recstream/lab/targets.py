@@ -141,7 +141,7 @@ SOAK_FIGURES = _catalogue(
     Figure("missing", "missing", False, "events", "events that never got a list"),
 )  # fmt: skip
 
-CATALOGUES: dict[str, dict[str, Figure]] = {"bench": BENCH_FIGURES, "soak": SOAK_FIGURES}
+FIGURE_SETS: dict[str, dict[str, Figure]] = {"bench": BENCH_FIGURES, "soak": SOAK_FIGURES}
 
 
 def _number(name: str, raw: object) -> float:

@@ -388,20 +388,41 @@ def test_compose_recstream_env_is_valid() -> None:
         assert s.triton_grpc_url == "triton:8001"
 
 
-@pytest.mark.parametrize("dockerfile", ["worker.Dockerfile", "triton.Dockerfile"])
-def test_dockerfiles(dockerfile: str) -> None:
+def _dockerfile_common(dockerfile: str) -> str:
     text = (DEPLOY / "docker" / dockerfile).read_text()
-    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim", text, re.M)
-    assert re.search(r"^USER 10001", text, re.M), "image must run as a non-root user"
-    assert "pip install ." in text
-    copies = re.findall(r"^COPY (\S+) ", text, re.M)
-    assert copies, f"{dockerfile}: no COPY line"
-    for src in copies:
-        assert (ROOT / src).exists(), f"{dockerfile}: COPY source {src} missing"
     env_names = set(re.findall(r"\b(RECSTREAM_[A-Z0-9_]+)=", text))
     assert env_names <= known_env_names(), env_names - known_env_names()
     ignore = (DEPLOY / "docker" / f"{dockerfile}.dockerignore").read_text()
     assert "*" in ignore.splitlines(), "the build context must be allow-listed (`*` then `!path`)"
+    return text
+
+
+def test_worker_dockerfile_installs_the_locked_wheel_only() -> None:
+    """The worker image: the wheel and the worker lock from a wheelhouse, hashes checked, no
+    source tree, a non-root user, its writable paths under RECSTREAM_HOME (a volume)."""
+    text = _dockerfile_common("worker.Dockerfile")
+    script = (DEPLOY / "docker" / "build-worker-image.sh").read_text()
+    assert re.search(r"^ARG BASE_IMAGE=", text, re.M)
+    assert re.search(r"^USER 65534:65534", text, re.M), "image must run as a non-root user"
+    assert "--no-index" in text and "--require-hashes" in text and "--only-binary :all:" in text
+    assert "RECSTREAM_HOME=/var/lib/recstream" in text
+    copies = re.findall(r"^COPY (?!--from)(.+) (\S+)$", text, re.M)
+    sources = {src for line, _ in copies for src in line.split()}
+    assert sources == {"requirements-worker.lock", "recstream.lock", "wheelhouse"}, sources
+    for generated in ("recstream.lock", "wheelhouse", "requirements-worker.lock"):
+        assert generated in script, f"build-worker-image.sh does not make {generated}"
+    assert (ROOT / "requirements-worker.lock").is_file()
+
+
+def test_triton_dockerfile() -> None:
+    text = _dockerfile_common("triton.Dockerfile")
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim", text, re.M)
+    assert re.search(r"^USER 10001", text, re.M), "image must run as a non-root user"
+    assert '".[serve]"' in text, "the Triton side is the [serve] extra"
+    copies = re.findall(r"^COPY (\S+) ", text, re.M)
+    assert copies, "triton.Dockerfile: no COPY line"
+    for src in copies:
+        assert (ROOT / src).exists(), f"triton.Dockerfile: COPY source {src} missing"
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,9 +29,9 @@ ENTRY_POINTS = {
         "from recstream.cli import build_parser; build_parser()\n"
         "import faust\n"
         "import serving.client.resilience, serving.client.triton\n"
-        "import streams.app, streams.catalog, streams.checkpoint, streams.processor\n"
+        "import streams.app, streams.retrieval, streams.checkpoint, streams.processor\n"
         "import streams.runtime, streams.state.cassandra, streams.topics, streams.web.routes\n"
-        "from streams.catalog import make_index"
+        "from streams.retrieval import make_index"
     ),
 }
 

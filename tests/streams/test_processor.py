@@ -16,8 +16,8 @@ import pytest
 from recstream.settings import load_settings
 from schemas.events import ClickEvent, ReviewEvent, UploadEvent
 from serving.client.base import FusionInfo, FusionInputs, InferenceClient
-from streams.catalog.exact import ExactIndex
 from streams.processor import Incoming, Processor, ProcessorDeps, effective_tau
+from streams.retrieval.exact import ExactIndex
 from streams.state.base import SourcePos
 from streams.state.memory import MemoryStateStore
 

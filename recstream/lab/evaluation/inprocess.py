@@ -156,7 +156,7 @@ async def run_inprocess(
         LeakError: The model was trained past the cut.
     """
     from serving.client.inprocess import InProcessClient
-    from streams.catalog import make_index
+    from streams.retrieval import make_index
     from streams.state.memory import MemoryStateStore
 
     cut = ml.cut_order(cut_frac) if cut_order is None else cut_order

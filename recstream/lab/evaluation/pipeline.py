@@ -41,8 +41,8 @@ from recstream.testing import AsyncEventProducer, Deployment, ListCollector, rec
 from schemas.events import Event, UploadEvent
 from serving.client.base import FusionInfo
 from serving.pipelines import meta_of
-from streams.catalog.exact import ExactIndex
 from streams.errors import StreamError
+from streams.retrieval.exact import ExactIndex
 from streams.state.base import ItemRecord, UserState
 from streams.trending import Trending
 

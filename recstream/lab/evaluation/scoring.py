@@ -19,7 +19,7 @@ from typing import Protocol as TypingProtocol
 from recstream.lab.evaluation.baselines import Baseline, UserHistory
 from recstream.lab.evaluation.protocol import Protocol, Tally, rank_of
 from schemas.events import ClickEvent, Event
-from streams.catalog.base import ItemIndex
+from streams.retrieval.base import ItemIndex
 from streams.state.base import UserState
 from streams.trending import Trending
 

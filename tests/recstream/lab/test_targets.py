@@ -125,8 +125,8 @@ def test_outcomes_json_and_markdown_table() -> None:
 
 
 def test_every_catalogued_figure_names_a_path_and_a_unit() -> None:
-    assert set(tg.CATALOGUES) == {"bench", "soak"}
-    for catalogue in tg.CATALOGUES.values():
+    assert set(tg.FIGURE_SETS) == {"bench", "soak"}
+    for catalogue in tg.FIGURE_SETS.values():
         assert catalogue, "empty catalogue"
         for name, f in catalogue.items():
             assert f.name == name and f.path and f.unit and f.description

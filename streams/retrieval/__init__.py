@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from streams.catalog.base import ItemIndex
+from streams.retrieval.base import ItemIndex
 
 
 def make_index(backend: str, dim: int) -> ItemIndex:
     """The index chosen by the ``ann_backend`` setting (``exact`` or ``faiss``)."""
     if backend == "exact":
-        from streams.catalog.exact import ExactIndex
+        from streams.retrieval.exact import ExactIndex
 
         return ExactIndex(dim)
     if backend == "faiss":
-        from streams.catalog.faiss import FaissIndex
+        from streams.retrieval.faiss import FaissIndex
 
         return FaissIndex(dim)
     raise ValueError(f"unknown ann_backend {backend!r}")

@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterable, Sequence
 
 import numpy as np
 
-from streams.errors import CatalogError
+from streams.errors import RetrievalError
 
 
 class ItemIndex(ABC):
@@ -60,7 +60,7 @@ class ItemIndex(ABC):
         Args:
             decimals: Round the scores to this many decimals (as published).
 
-        The default maps rows back to ids; :class:`streams.catalog.exact.ExactIndex` masks the
+        The default maps rows back to ids; :class:`streams.retrieval.exact.ExactIndex` masks the
         rows of one score matrix for the whole batch instead.
         """
         hits = self.search(queries, k, [{self.item_at(int(r)) for r in rows} for rows in exclude])
@@ -79,5 +79,5 @@ class ItemIndex(ABC):
     def _check(self, vectors: np.ndarray, n: int) -> np.ndarray:
         arr = np.ascontiguousarray(vectors, dtype=np.float32)
         if arr.ndim != 2 or arr.shape != (n, self.dim):
-            raise CatalogError(f"expected vectors of shape [{n}, {self.dim}], got {arr.shape}")
+            raise RetrievalError(f"expected vectors of shape [{n}, {self.dim}], got {arr.shape}")
         return arr

@@ -11,7 +11,7 @@ from collections.abc import Collection, Sequence
 import faiss
 import numpy as np
 
-from streams.catalog.base import ItemIndex
+from streams.retrieval.base import ItemIndex
 
 
 class FaissIndex(ItemIndex):

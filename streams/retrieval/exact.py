@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 
 import numpy as np
 
-from streams.catalog.base import ItemIndex
+from streams.retrieval.base import ItemIndex
 
 
 class ExactIndex(ItemIndex):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streams.catalog import make_index
-from streams.errors import CatalogError
+from streams.errors import RetrievalError
+from streams.retrieval import make_index
 
 
 def _data(n: int = 500, d: int = 16, seed: int = 0) -> tuple[list[str], np.ndarray]:
@@ -52,12 +52,12 @@ def test_upsert_replaces_an_items_vector(backend: str) -> None:
 
 
 def test_exact_grows_past_capacity_and_checks_shapes() -> None:
-    from streams.catalog.exact import ExactIndex
+    from streams.retrieval.exact import ExactIndex
 
     ids, vecs = _data(3000, 4)
     idx = ExactIndex(4, capacity=2)
     idx.upsert(ids, vecs)
     assert len(idx) == 3000 and idx.get("item2999") is not None
-    with pytest.raises(CatalogError):
+    with pytest.raises(RetrievalError):
         idx.upsert(["x"], np.zeros((1, 5), dtype=np.float32))
     assert idx.search(vecs[:1], 5, [set(ids)]) == [[]]  # everything excluded
