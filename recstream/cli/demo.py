@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -48,28 +45,8 @@ def _say(msg: str) -> None:
     print(f"[demo] {msg}", file=sys.stderr, flush=True)
 
 
-def _wait_ready(url: str, worker: subprocess.Popen[bytes], log: Path, timeout_s: float = 180) -> None:
-    import json
-    import urllib.request
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise RuntimeError(f"the worker exited during start-up; see {log}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                if json.loads(resp.read()).get("ready"):
-                    _say("worker ready")
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"the worker was not ready after {timeout_s:.0f}s; see {log}")
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the demo until the replay ends or Ctrl-C."""
-    from kafka import KafkaConsumer
     from rich.console import Console
     from rich.live import Live
 
@@ -77,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from recstream.lab.datasets import load_movielens, parse_dataset_arg
     from recstream.lab.demo import LiveLists, most_active_users
     from recstream.lab.replay import KafkaEventSink, Pacer, movielens_events
+    from recstream.testing import ListCollector, WorkerProcess, recstream_environ
     from serving.repository import latest_trained
-    from streams.kafka_config import kafka_python_config
     from streams.state.schema import apply_schema
     from streams.topics import ensure_topics
 
@@ -86,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     path = parse_dataset_arg(args.dataset)
     exe = str(Path(sys.executable).parent / "recstream")
     started: list[str] = []
-    worker: subprocess.Popen[bytes] | None = None
+    worker: WorkerProcess | None = None
     stack = Stack(settings)
     try:
         if latest_trained(settings.model_dir) is None:
@@ -102,44 +79,29 @@ def run(args: argparse.Namespace) -> int:
         ensure_topics(settings)
         log = settings.stack_dir / "logs" / "worker-demo.log"
         _say(f"starting a worker (log: {log})")
-        worker = subprocess.Popen(
-            [exe, "worker"], stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
+        worker = WorkerProcess.start(
+            recstream_environ(), log, ready_timeout_s=180, command=[exe, "worker"], port=settings.web_port
         )
-        _wait_ready(f"http://127.0.0.1:{settings.web_port}/readyz", worker, log)
+        _say("worker ready")
         ml = load_movielens(path)
         events = list(movielens_events(ml))
         if args.limit:
             events = events[: args.limit]
         users = most_active_users(events[: max(2000, len(events) // 10)], args.users)
         live = LiveLists(users, {str(m.movie_id): m.title for m in ml.movies.values()})
-        consumer = KafkaConsumer(
-            settings.topic_recs,
-            auto_offset_reset="latest",
-            group_id=None,
-            **kafka_python_config(settings),
-        )
-        consumer.poll(timeout_ms=1000)  # join the partitions before the first event is produced
-        stop = threading.Event()
-
-        def follow() -> None:
-            while not stop.is_set():
-                for recs in consumer.poll(timeout_ms=200).values():
-                    for r in recs:
-                        live.on_list(r.value, time.time())
-
-        threading.Thread(target=follow, daemon=True).start()
-        _say(f"metrics: http://{settings.web_host}:{settings.web_port}/metrics  (Ctrl-C stops the demo)")
+        _say(f"metrics: http://{settings.web_host}:{worker.port}/metrics  (Ctrl-C stops the demo)")
         pacer = Pacer(rate=args.rate)
         with (
+            ListCollector(settings, start="latest", keep="items", on_arrival=live.on_arrival),
             KafkaEventSink(settings, linger_ms=0) as sink,
             Live(live.table(), console=Console(), refresh_per_second=4) as view,
         ):
             for n, ev in enumerate(events):
-                if worker.poll() is not None:
+                if not worker.alive:
                     raise RuntimeError(f"the worker exited; see {log}")
                 pacer.wait(ev.ts)
                 with live.lock:
-                    live.produced_at[ev.event_id] = time.time()
+                    live.produced_at[ev.event_id] = time.perf_counter()
                 sink.send(ev)
                 if n % 10 == 0:
                     view.update(live.table())
@@ -154,17 +116,12 @@ def run(args: argparse.Namespace) -> int:
                 while True:
                     time.sleep(0.5)
                     view.update(live.table())
-        stop.set()
         return 0
     except KeyboardInterrupt:
         _say("stopping")
         return 0
     finally:
-        if worker is not None and worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
+        if worker is not None:
+            worker.stop(timeout_s=20)
         if started:
             Stack(settings, started).down(_say)

@@ -6,7 +6,6 @@ Pure pieces (which users to follow, how a list is rendered) are functions here; 
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 
 from rich.table import Table
 
+from recstream.testing import Arrival
 from schemas.events import ClickEvent, Event
 
 
@@ -30,24 +30,23 @@ class LiveLists:
 
     users: list[str]
     titles: dict[str, str]
-    produced_at: dict[str, float] = field(default_factory=dict)  # event id -> produce time
-    latest: dict[str, tuple[dict, float, float | None]] = field(default_factory=dict)
+    produced_at: dict[str, float] = field(default_factory=dict)  # event id -> perf_counter()
+    latest: dict[str, tuple[Arrival, float | None]] = field(default_factory=dict)
     received: int = 0
     latencies: list[float] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def on_list(self, value: bytes, now: float) -> None:
-        """Record a ``recs.updated`` message received at ``now``."""
-        rec = json.loads(value)
+    def on_arrival(self, arrival: Arrival) -> None:
+        """Record a list read by the demo's :class:`recstream.testing.ListCollector`."""
         with self.lock:
             self.received += 1
-            sent = self.produced_at.pop(rec["trigger_event_id"], None)
-            latency = None if sent is None else now - sent
+            sent = self.produced_at.pop(arrival.trigger, None)
+            latency = None if sent is None else arrival.received - sent
             if latency is not None:
                 self.latencies.append(latency)
                 del self.latencies[:-2000]
-            if rec["user_id"] in self.users:
-                self.latest[rec["user_id"]] = (rec, now, latency)
+            if arrival.user_id in self.users:
+                self.latest[arrival.user_id] = (arrival, latency)
 
     def table(self, top: int = 5) -> Table:
         """The terminal view: one row per followed user."""
@@ -64,18 +63,18 @@ class LiveLists:
             t.add_column(f"top {top} recommendations", ratio=1)
             t.add_column("event->list", justify="right")
             t.add_column("age", justify="right")
-            now = time.time()
+            now = time.perf_counter()
             for u in self.users:
                 if u not in self.latest:
                     t.add_row(u, "-", "(waiting for this user's first event)", "-", "-")
                     continue
-                rec, got, latency = self.latest[u]
-                names = [self.titles.get(i["item_id"], i["item_id"]) for i in rec["items"][:top]]
+                arrival, latency = self.latest[u]
+                names = [self.titles.get(i, i) for i in arrival.items[:top]]
                 t.add_row(
                     u,
-                    rec["trigger_event_id"],
+                    arrival.trigger,
                     "\n".join(f"{n + 1}. {name}" for n, name in enumerate(names)),
                     "-" if latency is None else f"{latency * 1000:.0f} ms",
-                    f"{now - got:.1f} s",
+                    f"{now - arrival.received:.1f} s",
                 )
             return t

@@ -126,6 +126,7 @@ class ListCollector:
         start: Start = "earliest",
         keep: Keep = "bytes",
         poll_ms: int = 300,
+        on_arrival: Callable[[Arrival], None] | None = None,
     ) -> None:
         """Prepare a collector (it reads once entered).
 
@@ -136,12 +137,15 @@ class ListCollector:
             keep: What to keep of each list: its bytes and items, its items, or neither (a
                 soak's 300,000 lists).
             poll_ms: Longest poll of the ``with`` thread (how soon it notices leaving).
+            on_arrival: Called with each list read, after it is indexed (in the reading thread
+                or task; a live view, for example).
         """
         self.settings = settings
         self.topic = topic or settings.topic_recs
         self.start = start
         self.keep = keep
         self.poll_ms = poll_ms
+        self.on_arrival = on_arrival
         self.first: dict[str, Arrival] = {}
         self.latest_by_user: dict[str, Arrival] = {}
         self.counts: Counter[str] = Counter()
@@ -193,6 +197,9 @@ class ListCollector:
                     self._order.append(a.trigger)
             self._last = time.monotonic()
             self._cond.notify_all()
+        if self.on_arrival is not None:
+            for a in got:
+                self.on_arrival(a)
 
     def _failed(self, exc: BaseException) -> None:
         with self._cond:

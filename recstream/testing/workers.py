@@ -108,6 +108,7 @@ class WorkerProcess:
         command: Sequence[str] = (RECSTREAM, "worker"),
         cwd: Path | None = None,
         inherit_env: bool = True,
+        port: int | None = None,
     ) -> WorkerProcess:
         """Start a worker (``recstream worker --web-port <free port>``) and wait until it is ready.
 
@@ -122,12 +123,13 @@ class WorkerProcess:
                 ``recstream``, or one run as another user through ``setpriv``).
             cwd: Its working directory (default: this process's).
             inherit_env: False: ``env`` is its whole environment.
+            port: Its web port (default: a free one).
 
         Raises:
             RuntimeError: It exited or did not become ready (with the end of its log); it is
                 killed then.
         """
-        port = free_port()
+        port = port or free_port()
         base = {k: v for k, v in os.environ.items() if not k.startswith("RECSTREAM_")} if inherit_env else {}
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
