@@ -28,7 +28,7 @@ class PolicySource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class UserStatePolicy:
-    """Parameters of the user-state update (:mod:`streams.userstate`) per event.
+    """Parameters of the user-state update (:mod:`streams.state.userstate`) per event.
 
     Attributes:
         tau_s: Decay time constant (seconds).

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from encoders.fusion import FeatureStats, FusionConfig, FusionModel, load_fusion, save_fusion
-from serving.client.base import FusionInfo
+from serving.records import FusionInfo
 
 UNTRAINED_VERSION = "fusion-v0-untrained"
 

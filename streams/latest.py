@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from streams.web.window import SampleWindow
+from streams.window import SampleWindow
 
 if TYPE_CHECKING:
     from streams.processor import Outcome

@@ -38,8 +38,8 @@ from streams.lists import list_payload
 from streams.retrieval.base import ItemIndex
 from streams.state.base import ItemRecord, SourcePos, StateStore, StoredList
 from streams.state.cache import StateCache
+from streams.state.userstate import Contribution, LiveUser, event_weight
 from streams.trending import Trending
-from streams.userstate import Contribution, LiveUser, event_weight
 
 #: Decimals of the published scores.
 SCORE_DECIMALS = 6

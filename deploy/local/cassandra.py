@@ -172,7 +172,7 @@ class CassandraService(Service):
             from cassandra import AuthenticationFailed
             from cassandra.cluster import NoHostAvailable
 
-            from streams.state.cassandra import connection_options
+            from streams.state.session import connection_options
 
             logging.getLogger("cassandra").setLevel(logging.CRITICAL)
             # The same auth and TLS settings recstream's store uses.

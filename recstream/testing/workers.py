@@ -260,7 +260,7 @@ class Deployment:
         from kafka.admin import KafkaAdminClient
 
         from streams.kafka_config import kafka_python_config
-        from streams.state.cassandra import connect
+        from streams.state.session import connect
         from streams.topics import catalog_topic
 
         self.stop_all()

@@ -2,7 +2,7 @@
 
 Kafka keys are user ids and the input topics are co-partitioned, so while a worker holds input
 partition ``p`` it is the only writer of the users hashed to ``p``. :class:`StateCache` keeps
-those users' states in memory (:class:`streams.userstate.LiveUser`): a user is loaded from the
+those users' states in memory (:class:`streams.state.userstate.LiveUser`): a user is loaded from the
 store on first touch (one read for all the new users of a batch, shared by concurrent agents),
 updated in place by every event, and written back by :meth:`StateCache.flush`, which the
 checkpoint calls before committing the input offsets that the written states cover
@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from recstream import metrics
 from streams.errors import PartitionNotOwned
 from streams.state.base import StateStore, StoredList, UserState, UserWrite
-from streams.userstate import LiveUser
+from streams.state.userstate import LiveUser
 
 log = logging.getLogger(__name__)
 

@@ -25,15 +25,9 @@ from recstream.settings import Settings
 from streams.errors import SchemaVersionError, StateError
 from streams.state.base import ItemRecord, StateStore, StoredList, UserState, UserWrite
 from streams.state.schema import SCHEMA_VERSION
-from streams.state.session import aio, aio_pages, connect, connection_options, describe_connect_failure
+from streams.state.session import aio, aio_pages, connect
 
-__all__ = [
-    "USERS_PER_READ",
-    "CassandraStateStore",
-    "connect",
-    "connection_options",
-    "describe_connect_failure",
-]
+__all__ = ["USERS_PER_READ", "CassandraStateStore"]
 
 log = logging.getLogger(__name__)
 

@@ -107,7 +107,7 @@ MIGRATIONS: dict[int, Callable[[Session, Settings], int]] = {2: migrate_v1_to_v2
 
 def apply_schema(settings: Settings, progress: Callable[[str], None] | None = None) -> int:
     """Create or upgrade the keyspace to :data:`SCHEMA_VERSION`; returns it. Idempotent."""
-    from streams.state.cassandra import connect
+    from streams.state.session import connect
 
     say = progress or log.info
     cluster, session = connect(settings)

@@ -19,7 +19,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from recstream import metrics
 from recstream.settings import Settings
 from streams.latest import FRESHNESS, LatestList
-from streams.web.window import WINDOW_S, RateWindow, SampleWindow
+from streams.window import WINDOW_S, RateWindow, SampleWindow
 
 
 @dataclass(frozen=True, slots=True)

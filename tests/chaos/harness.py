@@ -95,7 +95,8 @@ def read_states(settings: Settings) -> dict[str, UserRow]:
     """Every user's state in the deployment's keyspace (read through the worker's store)."""
     import asyncio
 
-    from streams.state.cassandra import CassandraStateStore, connect
+    from streams.state.cassandra import CassandraStateStore
+    from streams.state.session import connect
 
     cluster, session = connect(settings)
     try:

@@ -3,7 +3,7 @@
 After a scenario, :func:`expected_states` reads the input topics from the beginning (what was
 really offered, re-queued copies included), keeps every *distinct* event (by event id; dead
 letters are not events), and applies them with the pure state rule only
-(:func:`streams.userstate.accumulate` and :func:`streams.userstate.event_weight`): no offset
+(:func:`streams.state.userstate.accumulate` and :func:`streams.state.userstate.event_weight`): no offset
 guard, no recent-event window, no worker code path. Item vectors come from the catalogue table
 (what the uploads produced), review vectors from Triton (the same text encoder and fusion model).
 :func:`compare` then holds every user's stored state against it: the un-normalised decayed sum,
@@ -26,7 +26,7 @@ from recstream.settings import Settings
 from schemas.edge import Rejection, decode_event
 from schemas.events import Event, ReviewEvent
 from schemas.limits import Limits
-from streams.userstate import accumulate, event_weight
+from streams.state.userstate import accumulate, event_weight
 from tests.chaos.accounting import UserRow
 
 #: Tolerance on the L2 norm of the difference of two sums. Review vectors are recomputed by

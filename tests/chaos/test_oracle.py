@@ -10,7 +10,7 @@ from recstream.settings import load_settings
 from schemas.events import ClickEvent, Event
 from schemas.limits import Limits
 from streams.state.base import SourcePos
-from streams.userstate import Contribution, LiveUser, event_weight
+from streams.state.userstate import Contribution, LiveUser, event_weight
 from tests.chaos.accounting import UserRow
 from tests.chaos.oracle import apply_pure, compare, distinct_events
 

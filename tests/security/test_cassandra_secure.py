@@ -14,8 +14,9 @@ from deploy.local.tls import ensure_local_tls
 from recstream.testing import RECSTREAM
 from streams.errors import StateConnectionError
 from streams.state.base import ItemRecord, UserState, UserWrite
-from streams.state.cassandra import CassandraStateStore, connect
+from streams.state.cassandra import CassandraStateStore
 from streams.state.schema import apply_schema
+from streams.state.session import connect
 from tests.security.conftest import SecureStack, is_loopback, listening_sockets, server_pid
 
 pytestmark = [pytest.mark.integration, pytest.mark.cassandra]

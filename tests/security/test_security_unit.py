@@ -430,7 +430,7 @@ def test_cassandra_connect_failures_are_explained() -> None:
     from cassandra import AuthenticationFailed
     from cassandra.cluster import NoHostAvailable
 
-    from streams.state.cassandra import describe_connect_failure
+    from streams.state.session import describe_connect_failure
 
     s = load_settings({"RECSTREAM_CASSANDRA_USERNAME": "recstream", "RECSTREAM_CASSANDRA_PASSWORD": "pw-9"})
     refused = NoHostAvailable("x", {"127.0.0.1:9042": AuthenticationFailed("Bad credentials")})

@@ -8,7 +8,7 @@ from schemas.events import ClickEvent
 from streams.latest import LatestList, LatestLists, record_published
 from streams.lists import list_payload
 from streams.processor import Outcome
-from streams.web.window import SampleWindow
+from streams.window import SampleWindow
 
 
 def _latest(user: str, trigger: str = "e1") -> LatestList:

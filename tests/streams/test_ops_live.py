@@ -102,7 +102,7 @@ def _json_lines(log: Path) -> list[dict[str, Any]]:
 
 async def test_dependency_checks_pass_against_the_real_stack(stack: Any) -> None:
     from serving.client.triton import TritonClient
-    from streams.state.cassandra import connect
+    from streams.state.session import connect
 
     kafka = KafkaCheck(stack)
     try:

@@ -19,7 +19,7 @@ from streams.web.summary import (
     list_document,
     worker_info,
 )
-from streams.web.window import RateWindow, SampleWindow
+from streams.window import RateWindow, SampleWindow
 
 
 def test_counters_are_read_from_the_client_objects() -> None:

@@ -23,7 +23,7 @@ from PIL import Image
 from recstream.testing import Deployment, EventProducer, ListCollector, read_topic
 from schemas.deadletter import DeadLetter
 from schemas.events import RecsUpdated
-from streams.userstate import Contribution, apply_contributions
+from streams.state.userstate import Contribution, apply_contributions
 
 pytestmark = pytest.mark.integration
 T0 = 1_700_000_000_000

@@ -4,7 +4,7 @@ Replays every event in stream order. For each click at or after ``start_order`` 
 already had an event, the list the system would have published just before it (top-K by dot
 product between the user state and all item embeddings, excluding items the user already
 clicked) is checked for the clicked item; then the event updates the state with
-:func:`streams.userstate.accumulate`, exactly as the worker does. Pure numpy.
+:func:`streams.state.userstate.accumulate`, exactly as the worker does. Pure numpy.
 
 Matches the protocol of ``shared/data/README.md``: on ml-latest-small with a 0.8 cut it scores
 19,877 clicks (reviews neither score nor count as "already had").
@@ -27,7 +27,7 @@ import numpy as np
 
 from encoders.policy import UserStatePolicy
 from recstream.lab.datasets import MovieLens, load_movielens, parse_dataset_arg
-from streams.userstate import accumulate
+from streams.state.userstate import accumulate
 
 
 @dataclass(slots=True)

@@ -1,10 +1,10 @@
 """Per-user event sequences and the torch twin of the worker's user state.
 
 Training scores each interaction against the user state the stream would hold just before it.
-The worker keeps the time-decayed sum of weighted event embeddings (:mod:`streams.userstate`),
+The worker keeps the time-decayed sum of weighted event embeddings (:mod:`streams.state.userstate`),
 normalised when read; :func:`decayed_sum_state` computes the same sum differentiably over a
 window of the user's most recent events. ``tests/recstream/lab/training/test_sequence.py`` checks it against
-:func:`streams.userstate.accumulate`.
+:func:`streams.state.userstate.accumulate`.
 """
 
 from __future__ import annotations

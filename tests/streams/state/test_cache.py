@@ -11,7 +11,7 @@ from streams.errors import PartitionNotOwned, StateError
 from streams.state.base import SourcePos, StoredList, UserState, UserWrite
 from streams.state.cache import StateCache
 from streams.state.memory import MemoryStateStore
-from streams.userstate import Contribution
+from streams.state.userstate import Contribution
 
 
 def _c(n: int, user: str = "u", partition: int = 0) -> Contribution:

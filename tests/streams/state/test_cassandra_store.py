@@ -11,8 +11,9 @@ import pytest
 
 from recstream.settings import Settings
 from streams.state.base import ItemRecord, StoredList, UserState, UserWrite
-from streams.state.cassandra import USERS_PER_READ, CassandraStateStore, connect
+from streams.state.cassandra import USERS_PER_READ, CassandraStateStore
 from streams.state.schema import SCHEMA_VERSION, apply_schema, cql_statements
+from streams.state.session import connect
 
 pytestmark = [pytest.mark.integration, pytest.mark.cassandra]
 

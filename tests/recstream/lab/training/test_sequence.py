@@ -1,4 +1,4 @@
-"""The torch user state equals the worker's decayed sum (streams.userstate), and trains."""
+"""The torch user state equals the worker's decayed sum (streams.state.userstate), and trains."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from encoders.policy import UserStatePolicy
 from recstream.lab.datasets import Interaction
 from recstream.lab.training.sequence import build_sequences, decayed_sum_state
-from streams.userstate import accumulate
+from streams.state.userstate import accumulate
 
 
 def events(n: int = 300) -> list[Interaction]:

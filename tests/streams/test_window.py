@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.web.window import RateWindow, SampleWindow, percentile
+from streams.window import RateWindow, SampleWindow, percentile
 
 
 def test_percentile_is_nearest_rank() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from streams.state.base import SourcePos, UserState
-from streams.userstate import Contribution, accumulate, apply_contributions
+from streams.state.userstate import Contribution, accumulate, apply_contributions
 
 TAU = 3600.0  # one hour
 
