@@ -26,6 +26,47 @@ class PolicySource(Protocol):
     def model_fields_set(self) -> set[str]: ...
 
 
+def event_weight(
+    kind: str,
+    strength: float | None,
+    *,
+    weight_click: float,
+    weight_review: float,
+    weight_upload: float,
+    rating_power: float,
+) -> float:
+    """How strongly one event pulls its user's state: the one weight rule of training and serving.
+
+    The worker (:func:`streams.state.userstate.event_weight`, for live events and the chaos
+    oracle) and training (:meth:`UserStatePolicy.weight`, for dataset interactions) both call
+    this function, so the state a model is trained on and the state it is served with cannot
+    drift apart.
+
+    Args:
+        kind: ``"click"``/``"rating"``, ``"review"``/``"tag"`` or ``"upload"``.
+        strength: A click's own weight (a MovieLens replay carries the rating stars there) or a
+            review's rating; ``None`` or 0: none given.
+        weight_click: Weight of a click of strength 1.
+        weight_review: Weight of a review without a rating.
+        weight_upload: Weight of an upload for its uploader.
+        rating_power: 0: a click's strength multiplies ``weight_click`` as it is; above 0: the
+            strength is read as stars (0-5) and scales the click by ``(stars / 5) **
+            rating_power``.
+
+    Returns:
+        The weight; ``0.0`` for an unknown kind.
+    """
+    if kind in ("click", "rating"):
+        if rating_power and strength:
+            return weight_click * (min(strength, 5.0) / 5.0) ** rating_power
+        return weight_click * ((strength or 1.0) if not rating_power else 1.0)
+    if kind in ("review", "tag"):
+        return weight_review * ((strength / 5.0) if strength else 1.0)
+    if kind == "upload":
+        return weight_upload
+    return 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class UserStatePolicy:
     """Parameters of the user-state update (:mod:`streams.state.userstate`) per event.
@@ -75,16 +116,22 @@ class UserStatePolicy:
         return asdict(self)
 
     def weight(self, kind: str, rating: float = 0.0) -> float:
-        """Weight of one event; ``0.0`` means the event does not touch the state.
+        """Weight of one dataset interaction (:func:`event_weight`, the worker's rule).
+
+        ``0.0`` means the interaction does not touch the state: reviews when ``include_reviews``
+        is off (a choice of training data), and uploads (not in the training data).
 
         Args:
             kind: ``"rating"``/``"click"`` or ``"tag"``/``"review"``.
-            rating: Stars of a rating (ignored when ``rating_power`` is 0 or ``rating <= 0``).
+            rating: Stars of a rating, carried by a replayed click as its weight (0: none).
         """
-        if kind in ("rating", "click"):
-            if self.rating_power and rating > 0:
-                return self.weight_click * (rating / 5.0) ** self.rating_power
-            return self.weight_click
-        if kind in ("tag", "review"):
-            return self.weight_review if self.include_reviews else 0.0
-        return 0.0
+        if kind in ("tag", "review") and not self.include_reviews:
+            return 0.0
+        return event_weight(
+            kind,
+            rating or None,
+            weight_click=self.weight_click,
+            weight_review=self.weight_review,
+            weight_upload=0.0,
+            rating_power=self.rating_power,
+        )

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from encoders.policy import event_weight as policy_weight
 from recstream.settings import Settings
 from schemas.events import ClickEvent, Event, ReviewEvent
 from streams.state.base import SourcePos, UserState
@@ -53,7 +54,8 @@ class Contribution:
 
 
 def event_weight(event: Event, settings: Settings, rating_power: float) -> float:
-    """How strongly an event pulls its user's state: the one weight rule of the worker and oracle.
+    """How strongly an event pulls its user's state (:func:`encoders.policy.event_weight`, the one
+    rule that training uses too).
 
     Args:
         event: The event.
@@ -62,12 +64,19 @@ def event_weight(event: Event, settings: Settings, rating_power: float) -> float
             (MovieLens replays); 0: the click's own weight multiplies ``weight_click``.
     """
     if isinstance(event, ClickEvent):
-        if rating_power and event.weight:
-            return settings.weight_click * (min(event.weight, 5.0) / 5.0) ** rating_power
-        return settings.weight_click * ((event.weight or 1.0) if not rating_power else 1.0)
-    if isinstance(event, ReviewEvent):
-        return settings.weight_review * ((event.rating / 5.0) if event.rating else 1.0)
-    return settings.weight_upload
+        kind, strength = "click", event.weight
+    elif isinstance(event, ReviewEvent):
+        kind, strength = "review", event.rating
+    else:
+        kind, strength = "upload", None
+    return policy_weight(
+        kind,
+        strength,
+        weight_click=settings.weight_click,
+        weight_review=settings.weight_review,
+        weight_upload=settings.weight_upload,
+        rating_power=rating_power,
+    )
 
 
 def accumulate(

@@ -232,3 +232,26 @@ def test_replay_cli_errors(tmp_path: Path) -> None:
     assert proc.returncode == 2
     proc = _run("replay", "--dataset", f"movielens:{SAMPLE}", "--rate", "0")
     assert proc.returncode == 2 and "must be a finite number > 0" in proc.stderr
+
+
+@pytest.mark.parametrize("rating_power", [0.0, 1.0, 2.0])
+def test_training_and_the_worker_weigh_every_replayed_interaction_alike(
+    sample: MovieLens, rating_power: float
+) -> None:
+    """One weight rule: what training gives an interaction is what the worker gives its event."""
+    from encoders.policy import UserStatePolicy
+    from streams.state.userstate import event_weight
+
+    settings = load_settings({}, weight_click=0.7, weight_review=0.4)
+    policy = UserStatePolicy.from_settings(settings, rating_power=rating_power, include_reviews=True)
+    by_id = {e.event_id: e for e in movielens_events(sample)}
+    checked = Counter[str]()
+    for i in sample.interactions:
+        kind = "review" if i.kind == "tag" else "click"
+        event = by_id[f"ml-{kind}-{i.order}"]
+        assert policy.weight(i.kind, i.value) == pytest.approx(event_weight(event, settings, rating_power)), i
+        checked[i.kind] += 1
+    assert checked["rating"] > 100 and checked["tag"] > 0, checked
+    # Stars matter: two ratings of different stars get different weights under every power.
+    stars = sorted({i.value for i in sample.interactions if i.kind == "rating"})
+    assert len({round(policy.weight("rating", s), 9) for s in stars}) == len(stars)
