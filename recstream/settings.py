@@ -116,11 +116,12 @@ class SettingsError(ValueError):
 
 
 #: Secret settings (``SecretStr``: masked in ``repr``, dumps and ``recstream config``).
-SECRET_FIELDS = ("kafka_sasl_password", "cassandra_password")
+SECRET_FIELDS = ("kafka_sasl_password", "cassandra_password", "web_token")
 #: ``*_file`` setting -> the secret it fills (read once at start-up).
 SECRET_FILE_FIELDS = {
     "kafka_sasl_password_file": "kafka_sasl_password",
     "cassandra_password_file": "cassandra_password",
+    "web_token_file": "web_token",
 }
 
 
@@ -317,6 +318,13 @@ class Settings(BaseSettings):
     # --- worker ------------------------------------------------------------------------
     web_host: str = Field("127.0.0.1", description="Worker web server bind address.")
     web_port: int = Field(6066, ge=1, le=65535, description="Worker web server port.")
+    web_token: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="Bearer token for the routes that show users' lists (ops page, /api/*) when "
+        "the web server is bound beyond loopback (never logged); without one they answer 401 there.",
+    )
+    web_token_file: Path | None = Field(None, description="File holding web_token (a mounted secret).")
     batch_size: int = Field(256, ge=1, description="Most events per stream.take batch.")
     batch_timeout_s: float = Field(0.005, gt=0, description="Max wait to fill a batch.")
     commit_interval_s: float = Field(

@@ -24,7 +24,9 @@ from faust.types import TP
 
 from recstream import logs, metrics
 from recstream.settings import Settings
+from serving.client.resilience import RetryPolicy
 from streams import gcpause
+from streams.errors import DependencyUnavailable
 from streams.faust_transport import DEFAULT_FETCH_MAX_WAIT_MS, Transport
 from streams.kafka_config import aiokafka_config, faust_credentials
 from streams.runtime import Runtime
@@ -37,6 +39,9 @@ log = logging.getLogger("recstream.worker")
 
 #: Builds the runtime once the app is starting (``recstream.cli.worker.build_runtime``).
 RuntimeFactory = Callable[["RecstreamApp"], Awaitable[Runtime]]
+#: Back-off between attempts to connect Cassandra and Triton at start (forever: a worker
+#: started before its dependencies waits for them, not-ready, instead of exiting).
+STARTUP_RETRY = RetryPolicy(max_attempts=None, base_delay_s=0.5, max_delay_s=10.0)
 
 
 class RecstreamApp(faust.App):
@@ -52,14 +57,55 @@ class RecstreamApp(faust.App):
         # Faust's transport, with the consumer of streams/faust_transport.py (fetch wait).
         return Transport(self.conf.broker_consumer, self)
 
+    #: While starting: the dependency the worker waits for and why (``/readyz`` shows it).
+    waiting_for: tuple[str, str] | None = None
+    #: Partitions assigned before the runtime was up (handed to it once it is).
+    pending_assignment: list[tuple[str, int]] | None = None
+    _runtime_up: asyncio.Event | None = None
+
     async def on_start(self) -> None:
         await super().on_start()
-        if self.runtime is None and self.runtime_factory is not None:
-            self.runtime = await self.runtime_factory(self)
-            # The start-up heap (catalogue, model, clients) is long-lived: collections skip it.
-            frozen = gcpause.freeze_startup_heap()
-            gcpause.observe_pauses()
-            log.info("garbage collector: %d start-up objects frozen", frozen)
+        self._runtime_up = asyncio.Event()
+        if self.runtime is not None:
+            self._runtime_up.set()
+        elif self.runtime_factory is not None:
+            # In the background: the web server (and /readyz) start meanwhile, and the worker
+            # waits for Cassandra and Triton instead of exiting when one is down at start.
+            self.add_future(self._connect_runtime(self.runtime_factory))
+
+    async def _connect_runtime(self, factory: RuntimeFactory) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                runtime = await factory(self)
+                break
+            except DependencyUnavailable as exc:
+                self.waiting_for = (exc.dependency, str(exc))
+                delay = max(0.2, STARTUP_RETRY.delay(attempt))
+                log.warning("worker not ready: %s; retrying in %.1fs (attempt %d)", exc, delay, attempt)
+                await asyncio.sleep(delay)
+        # The start-up heap (catalogue, model, clients) is long-lived: collections skip it.
+        frozen = gcpause.freeze_startup_heap()
+        gcpause.observe_pauses()
+        log.info("garbage collector: %d start-up objects frozen", frozen)
+        # An assignment may arrive while the previous one is handed over: hand over the latest.
+        handed: list[tuple[str, int]] | None = None
+        while self.pending_assignment is not handed:
+            handed = self.pending_assignment
+            if handed is not None:
+                await runtime.on_assign(handed, self.conf.id)
+        self.runtime, self.waiting_for = runtime, None
+        assert self._runtime_up is not None
+        self._runtime_up.set()
+
+    async def wait_runtime(self) -> Runtime:
+        """The runtime, once Cassandra and Triton answered and the catalogue is loaded."""
+        while self._runtime_up is None:  # noqa: ASYNC110 - before on_start ran
+            await asyncio.sleep(0.05)
+        await self._runtime_up.wait()
+        assert self.runtime is not None
+        return self.runtime
 
     def is_rebalancing(self) -> bool:
         """Whether the consumer group is rebalancing now.
@@ -156,8 +202,8 @@ def create_app(settings: Settings, runtime_factory: RuntimeFactory) -> Recstream
             # take_events (faust-streaming) yields events, whose messages carry topic/partition/offset.
             batches = stream.take_events(settings.batch_size, within=settings.batch_timeout_s)  # type: ignore[attr-defined]
             async for events in batches:
-                assert app.runtime is not None
-                await app.runtime.handle(events)
+                runtime = app.runtime or await app.wait_runtime()
+                await runtime.handle(events)
 
         app.agent(input_topic(name), name=f"recstream.{event_type}")(agent)
 
@@ -171,25 +217,25 @@ def create_app(settings: Settings, runtime_factory: RuntimeFactory) -> Recstream
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         assigned = args[0] if args else kwargs.get("assigned", ())
-        while app.runtime is None:  # noqa: ASYNC110 - the runtime connects at start-up
-            await asyncio.sleep(0.05)
         inputs = set(settings.event_topics.values())
         mine = [(tp.topic, tp.partition) for tp in assigned if tp.topic in inputs]
+        if app.runtime is None:
+            # Still connecting (a dependency is down): the runtime takes this assignment when
+            # it is up, and the agents wait for it; the rebalance is not held up meanwhile.
+            app.pending_assignment = mine
+            return
         await app.runtime.on_assign(mine, settings.consumer_group)
 
     @app.task
     async def checkpoints() -> None:
         """Write changed states and commit covered offsets every ``commit_interval_s``."""
-        while app.runtime is None:  # noqa: ASYNC110 - a one-off wait at start-up
-            await asyncio.sleep(0.1)
-        await app.runtime.checkpointer.run(settings.commit_interval_s)
+        runtime = await app.wait_runtime()
+        await runtime.checkpointer.run(settings.commit_interval_s)
 
     @app.task
     async def follow_catalogue() -> None:
         """Apply items uploaded through any worker to this worker's index."""
-        while app.runtime is None:  # noqa: ASYNC110 - a one-off wait at start-up
-            await asyncio.sleep(0.1)
-        runtime = app.runtime
+        runtime = await app.wait_runtime()
         consumer = AIOKafkaConsumer(
             catalog_topic(settings),
             group_id=None,  # every worker reads every partition

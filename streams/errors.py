@@ -6,6 +6,7 @@ Hierarchy::
     ├── StateError               the state store failed (wraps the driver error)
     │   ├── SchemaVersionError   the keyspace holds another CQL schema version
     │   └── StateConnectionError Cassandra refused the connection (credentials, TLS, down)
+    ├── DependencyUnavailable    Cassandra or Triton did not answer while the worker started
     ├── PartitionNotOwned        a batch's input partition was revoked while it was processed
     └── RetrievalError           the retrieval index was misused (dimension mismatch, ...)
 """
@@ -27,6 +28,20 @@ class SchemaVersionError(StateError):
 
 class StateConnectionError(StateError):
     """No connection to Cassandra: refused credentials, a TLS failure or no reachable node."""
+
+
+class DependencyUnavailable(StreamError):
+    """A dependency the worker needs to start (Cassandra, Triton) did not answer.
+
+    The worker keeps retrying with back-off and reports the reason on ``/readyz``.
+
+    Attributes:
+        dependency: ``"cassandra"`` or ``"triton"``.
+    """
+
+    def __init__(self, dependency: str, reason: str) -> None:
+        super().__init__(f"{dependency}: {reason}")
+        self.dependency = dependency
 
 
 class PartitionNotOwned(StreamError):

@@ -38,36 +38,61 @@ async def build_runtime(settings: Settings, app: RecstreamApp) -> Runtime:
     The processor gets its collaborators in one :class:`streams.processor.ProcessorDeps`: the
     Cassandra store, the retrieval index, the Triton client, the served model, the wall clock,
     the Prometheus metrics and the app's rebalance signal.
+
+    Raises:
+        streams.errors.DependencyUnavailable: Cassandra, Triton or Kafka did not answer (what
+            was opened is closed again; the app retries with back-off).
     """
+    import asyncio
+
+    from recstream import metrics
     from serving.client.resilience import RetryPolicy
     from serving.client.triton import TritonClient
     from streams.app import FaustKafka
     from streams.checkpoint import OffsetsReader
+    from streams.errors import DependencyUnavailable, StateError
     from streams.processor import Processor, ProcessorDeps
     from streams.retrieval import make_index
     from streams.runtime import Runtime
     from streams.state.cassandra import CassandraStateStore
     from streams.topics import catalog_topic
 
-    store = CassandraStateStore.open(settings)
+    try:
+        # In a thread: connecting blocks, and the web server (/readyz) runs meanwhile.
+        store = await asyncio.to_thread(CassandraStateStore.open, settings)
+    except StateError as exc:
+        raise DependencyUnavailable("cassandra", str(exc)) from exc
     client = TritonClient(
         settings.triton_grpc_url,
         timeout_s=settings.triton_timeout_s,
         max_concurrency=settings.triton_max_concurrency,
         retry=RetryPolicy(max_attempts=None),  # a worker waits for Triton rather than drop events
     )
-    info = await client.model_info()
+
+    async def unavailable(dependency: str, exc: Exception) -> DependencyUnavailable:
+        await client.close()
+        await store.close()
+        return DependencyUnavailable(dependency, f"{type(exc).__name__}: {exc}")
+
+    try:
+        info = await client.model_info()
+    except Exception as exc:  # grpc errors of every kind: the server is down or not ready
+        raise await unavailable("triton", exc) from exc
     index = make_index(settings.ann_backend, info.out_dim)
     processor = Processor(
         settings,
         ProcessorDeps(client=client, store=store, index=index, model=info, rebalancing=app.is_rebalancing),
     )
-    n = await processor.bootstrap()
+    try:
+        n = await processor.bootstrap()
+    except StateError as exc:
+        raise await unavailable("cassandra", exc) from exc
+    try:
+        offsets = await OffsetsReader(settings).__aenter__()
+    except Exception as exc:  # aiokafka connection errors
+        raise await unavailable("kafka", exc) from exc
     logging.getLogger("recstream.worker").info("catalogue bootstrapped with %d items", n)
-    from recstream import metrics
-
     metrics.MODEL_INFO.info({"model_version": info.version})
-    offsets = await OffsetsReader(settings).__aenter__()
     return Runtime(settings, processor, FaustKafka(app), catalog_topic(settings), offsets)
 
 

@@ -9,7 +9,8 @@ One of each, used by all of them (as bytewax ships ``testing.py`` and httpx its 
   events to their type's topic, keyed by user id, as the schemas' JSON, with flush;
 * :class:`Deployment` / :class:`WorkerProcess` (:mod:`recstream.testing.workers`): an isolated
   deployment (own topics, consumer group, keyspace) and ``recstream worker`` subprocesses in it,
-  started with an environment and a log file, ready once ``/readyz`` says so, stopped by signal.
+  started with an environment and a log file, ready once ``/readyz`` says so, stopped by signal;
+* :class:`TcpForwarder` (:mod:`recstream.testing.proxy`): a dependency that is down, then up.
 
 The product (streams, serving, encoders, schemas) never imports this package; it sits below the
 lab and above deploy in ``.importlinter``'s layers, and imports neither torch nor the lab.
@@ -24,6 +25,7 @@ from recstream.testing.producer import (
     Message,
     event_message,
 )
+from recstream.testing.proxy import TcpForwarder
 from recstream.testing.workers import (
     RECSTREAM,
     Deployment,
@@ -47,6 +49,7 @@ __all__ = [
     "ListCollector",
     "Message",
     "Record",
+    "TcpForwarder",
     "WorkerProcess",
     "decode_list",
     "event_message",

@@ -109,6 +109,7 @@ class WorkerProcess:
         cwd: Path | None = None,
         inherit_env: bool = True,
         port: int | None = None,
+        wait: bool = True,
     ) -> WorkerProcess:
         """Start a worker (``recstream worker --web-port <free port>``) and wait until it is ready.
 
@@ -124,6 +125,7 @@ class WorkerProcess:
             cwd: Its working directory (default: this process's).
             inherit_env: False: ``env`` is its whole environment.
             port: Its web port (default: a free one).
+            wait: False: return as soon as it is started (call :meth:`wait_ready` later).
 
         Raises:
             RuntimeError: It exited or did not become ready (with the end of its log); it is
@@ -143,6 +145,8 @@ class WorkerProcess:
                 start_new_session=True,
             )
         worker = cls(proc, port, log_path)
+        if not wait:
+            return worker
         try:
             worker.wait_ready(ready_timeout_s)
         except RuntimeError:
@@ -173,9 +177,14 @@ class WorkerProcess:
         """Whether the process still runs."""
         return self.proc.poll() is None
 
-    def get(self, path: str, timeout_s: float = 3.0) -> bytes:
-        """GET a page of the worker's web server."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=timeout_s) as resp:
+    def get(self, path: str, timeout_s: float = 3.0, headers: dict[str, str] | None = None) -> bytes:
+        """GET a page of the worker's web server.
+
+        Raises:
+            urllib.error.HTTPError: The answer was not 2xx (``.code``, ``.read()`` for the body).
+        """
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers=headers or {})
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
             return bytes(resp.read())
 
     def lag(self) -> dict[tuple[str, int], float]:
@@ -239,14 +248,14 @@ class Deployment:
         env = {**isolated_env(base_env, partitions=partitions), **extra}
         return cls(env, prepare(env), log_dir)
 
-    def start_worker(self, **extra: str) -> WorkerProcess:
+    def start_worker(self, *, wait: bool = True, **extra: str) -> WorkerProcess:
         """Start one more worker in this deployment's consumer group (``extra``: its own variables).
 
         It runs with :attr:`env` as it is now (a caller may change it between starts), logs to
-        ``<log_dir>/worker-<n>.log`` and is ready when this returns.
+        ``<log_dir>/worker-<n>.log`` and is ready when this returns (unless ``wait`` is False).
         """
         log = self.log_dir / f"worker-{len(self.workers)}.log"
-        w = WorkerProcess.start({**self.env, **extra}, log, self.ready_timeout_s)
+        w = WorkerProcess.start({**self.env, **extra}, log, self.ready_timeout_s, wait=wait)
         self.workers.append(w)
         return w
 

@@ -296,7 +296,10 @@ class CassandraStateStore(StateStore):
 
         t0 = time.perf_counter()
         self._count("items")
-        items = await asyncio.to_thread(fetch)
+        try:
+            items = await asyncio.to_thread(fetch)
+        except Exception as exc:
+            raise StateError(f"cassandra: loading the catalogue failed: {exc!r}") from exc
         log.info(
             "loaded %d catalogue items from Cassandra in %.2fs",
             len(items),

@@ -44,7 +44,11 @@ class CheckResult:
 
 
 def aggregate(
-    results: Sequence[CheckResult], *, runtime_up: bool, catalog_items: int
+    results: Sequence[CheckResult],
+    *,
+    runtime_up: bool,
+    catalog_items: int,
+    waiting_for: tuple[str, str] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """HTTP status and body of ``/readyz``.
 
@@ -52,6 +56,8 @@ def aggregate(
         results: The dependency checks (empty while the runtime is starting).
         runtime_up: Whether the runtime is connected and the catalogue bootstrapped.
         catalog_items: Items in the retrieval catalogue.
+        waiting_for: While starting, the dependency the worker waits for and why
+            (``(name, reason)``, from its last connection attempt).
 
     Returns:
         ``(200, body)`` when the runtime is up and every check passed, else ``(503, body)``;
@@ -67,6 +73,10 @@ def aggregate(
         },
     }
     failing = [r.name for r in results if not r.ok]
+    if waiting_for is not None and not runtime_up:
+        name, reason = waiting_for
+        body["checks"].setdefault(name, {"ok": False, "detail": reason[:300], "latency_ms": None})
+        failing.append(name)
     if failing:
         body["failing"] = failing
     return (200 if ready else 503), body

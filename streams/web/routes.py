@@ -9,12 +9,16 @@
 | ``/api/ops/summary`` | throughput, freshness percentiles, lag, dead letters (JSON) |
 | ``/api/users/{user_id}/list`` | the latest list this worker published for a user, with titles |
 
-Handlers stay thin: the documents are built by :mod:`streams.web.summary` and
-:mod:`streams.web.readiness`.
+The ops page and ``/api/*`` show users' lists: bound beyond loopback they need the token
+(:mod:`streams.web.access`); ``/metrics``, ``/healthz`` and ``/readyz`` stay open. Handlers stay
+thin: the documents are built by :mod:`streams.web.summary` and :mod:`streams.web.readiness`.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
@@ -22,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from recstream.settings import Settings
 from streams import latest
+from streams.web.access import CHALLENGE, WebAccess
 from streams.web.readiness import KafkaCheck, Readiness, aggregate, runtime_checks
 from streams.web.summary import OpsState, list_document, worker_info
 
@@ -42,6 +47,27 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+
+log = logging.getLogger("recstream.worker")
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+def protect(access: WebAccess, handler: Handler) -> Handler:
+    """``handler`` behind the access rule: 401 with the reason and a challenge when refused."""
+
+    @functools.wraps(handler)
+    async def guarded(web: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        reason = access.refusal(request.headers.get("Authorization"))
+        if reason is not None:
+            return web.json(
+                {"error": reason},
+                status=401,
+                headers={"WWW-Authenticate": CHALLENGE, "Cache-Control": "no-store"},
+            )
+        return await handler(web, request, *args, **kwargs)
+
+    return guarded
 
 
 def asset(name: str) -> bytes:
@@ -68,6 +94,12 @@ class OpsWeb:
 def register(app: Any, settings: Settings) -> OpsWeb:
     """Add every route of the module docstring and the ops sampling timer to ``app``."""
     ops = OpsWeb(settings)
+    access = WebAccess.from_settings(settings)
+    if access.required and access.token is None:
+        log.warning(
+            "web server bound to %s without RECSTREAM_WEB_TOKEN: the ops page and /api/* answer 401",
+            settings.web_host,
+        )
     files = {name: asset(name) for name in ASSETS}  # read once; a missing file fails at start
     info = worker_info(settings)
 
@@ -98,25 +130,35 @@ def register(app: Any, settings: Settings) -> OpsWeb:
             if ops.readiness is None:
                 ops.readiness = Readiness(runtime_checks(settings, runtime, ops.kafka))
             results = await ops.readiness.results()
-        status, body = aggregate(results, runtime_up=runtime is not None, catalog_items=items)
+        status, body = aggregate(
+            results, runtime_up=runtime is not None, catalog_items=items, waiting_for=app.waiting_for
+        )
         return web.json(body, status=status)
 
-    @app.page("/ops")
+    def page(path: str) -> Callable[[Handler], Any]:
+        """``app.page`` for a protected route."""
+
+        def register_page(handler: Handler) -> Any:
+            return app.page(path)(protect(access, handler))
+
+        return register_page
+
+    @page("/ops")
     async def ops_page(web: Any, request: Any) -> Any:
         return web.bytes(files["ops.html"], content_type=ASSETS["ops.html"], headers=dict(SECURITY_HEADERS))
 
-    @app.page("/ops/{name}")
+    @page("/ops/{name}")
     async def ops_asset(web: Any, request: Any, name: str) -> Any:
         if name not in files:
             return web.json({"error": "not found"}, status=404)
         return web.bytes(files[name], content_type=ASSETS[name], headers=dict(SECURITY_HEADERS))
 
-    @app.page("/api/ops/summary")
+    @page("/api/ops/summary")
     async def ops_summary(web: Any, request: Any) -> Any:
         _, items, version = runtime_facts()
         return web.json(ops.state.summary(info, items, version), headers={"Cache-Control": "no-store"})
 
-    @app.page("/api/users/{user_id:.+}/list")  # ids may hold "/"
+    @page("/api/users/{user_id:.+}/list")  # ids may hold "/"
     async def user_list(web: Any, request: Any, user_id: str) -> Any:
         runtime, _, _ = runtime_facts()
         found = latest.LISTS.get(user_id)

@@ -212,7 +212,10 @@ def test_collector_and_producer_in_an_event_loop(stack: Settings, topic_factory:
 def test_a_deployment_starts_workers_with_its_env_as_it_is_now(tmp_path: Any, monkeypatch: Any) -> None:
     started: list[tuple[dict[str, str], str, float]] = []
 
-    def fake_start(cls: Any, env: dict[str, str], log_path: Any, ready_timeout_s: float = 180.0) -> str:
+    def fake_start(
+        cls: Any, env: dict[str, str], log_path: Any, ready_timeout_s: float = 180.0, *, wait: bool = True
+    ) -> str:
+        assert wait
         started.append((env, log_path.name, ready_timeout_s))
         return f"worker-{len(started)}"
 

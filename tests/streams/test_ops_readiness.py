@@ -137,3 +137,14 @@ async def test_runtime_without_store_session_or_grpc_client_fails_those_checks()
     assert results["kafka"].ok
     assert results["cassandra"].detail == "RuntimeError: the runtime has no Cassandra session"
     assert results["triton"].detail == "RuntimeError: the runtime has no Triton gRPC client"
+
+
+def test_a_worker_waiting_for_a_dependency_names_it_and_why() -> None:
+    reason = ("triton", "triton: InferenceServerException: failed to connect to all addresses")
+    status, body = aggregate([], runtime_up=False, catalog_items=0, waiting_for=reason)
+    assert status == 503 and body["runtime"] == "starting" and body["failing"] == ["triton"]
+    assert body["checks"]["triton"]["ok"] is False
+    assert "failed to connect" in body["checks"]["triton"]["detail"]
+    # Once up, the runtime's own checks speak: a stale reason is not shown.
+    status, body = aggregate([OK], runtime_up=True, catalog_items=1, waiting_for=reason)
+    assert status == 200 and "failing" not in body and "triton" not in body["checks"]
