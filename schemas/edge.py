@@ -13,7 +13,8 @@ raises, so the worker can call it on every message and dead-letter whatever come
 4. ``wrong_topic`` (the topic must be the one configured for the event's ``type``)
 5. ``missing_field``, ``invalid_field``, ``limit_exceeded`` (typed record validation)
 6. ``future_timestamp`` (``ts`` more than ``limits.max_future_ms`` after ``now_ms``)
-7. ``key_mismatch`` (a present Kafka key must equal ``user_id``: per-user order relies on it)
+7. ``missing_key`` (with ``require_key``: the message has no Kafka key), ``key_mismatch`` (a
+   present Kafka key must equal ``user_id``): per-user order and ownership rely on both
 8. ``invalid_image`` (inline image is not a safe JPEG/PNG/WebP within byte and pixel limits)
 
 Anything unexpected becomes ``Rejection("internal", "<ExceptionType>: <message>")``.
@@ -136,7 +137,7 @@ def _check_image(event: UploadEvent, limits: Limits) -> Rejection | None:
 
 
 def _decode(
-    raw: bytes | None, key: bytes | None, topic: str | None, limits: Limits, now_ms: int
+    raw: bytes | None, key: bytes | None, topic: str | None, limits: Limits, now_ms: int, require_key: bool
 ) -> Event | Rejection:
     if not raw:
         return _reject("empty", "message has no value (tombstone or empty)")
@@ -158,6 +159,12 @@ def _decode(
             "future_timestamp",
             f"ts: {result.ts} is more than {limits.max_future_ms} ms after now ({now_ms})",
         )
+    if key is None and require_key:
+        return _reject(
+            "missing_key",
+            "message has no Kafka key: events must be keyed by user_id (the default partitioner "
+            "then sends all of a user's events to one partition)",
+        )
     if key is not None and key != result.kafka_key:
         return _reject("key_mismatch", "Kafka key differs from user_id (events are keyed by user)")
     if type(result) is UploadEvent:
@@ -168,7 +175,13 @@ def _decode(
 
 
 def decode_event(
-    raw: bytes | None, *, key: bytes | None, topic: str | None, limits: Limits, now_ms: int
+    raw: bytes | None,
+    *,
+    key: bytes | None,
+    topic: str | None,
+    limits: Limits,
+    now_ms: int,
+    require_key: bool = False,
 ) -> Event | Rejection:
     """Validate one Kafka message value; never raises.
 
@@ -179,12 +192,15 @@ def decode_event(
             ``type``. None skips the check (offline validation, where the topic is inferred).
         limits: Size limits and topic names (:meth:`Limits.from_settings`).
         now_ms: The current time in epoch milliseconds (passed in to keep this pure).
+        require_key: Refuse a message without a key (``missing_key``); the worker does, since
+            a keyless event lands on an arbitrary partition, where another worker may own the
+            user. Offline validation of bare documents does not.
 
     Returns:
         The typed event, or a :class:`Rejection` saying why it was refused.
     """
     try:
-        return _decode(raw, key, topic, limits, now_ms)
+        return _decode(raw, key, topic, limits, now_ms, require_key)
     except Exception as exc:  # the edge must never raise; the worker dead-letters this
         return _reject("internal", f"{type(exc).__name__}: {exc}")
 
@@ -203,6 +219,7 @@ REASONS = (
     "limit_exceeded",
     "wrong_topic",
     "future_timestamp",
+    "missing_key",
     "key_mismatch",
     "invalid_image",
     "internal",

@@ -309,6 +309,9 @@ class RecsUpdated(Record):
     trigger_event_id: NonEmptyStr
     model_version: NonEmptyStr
     generated_at: EpochMs
+    #: The user's applied-event count when the list was computed: a list with a higher ``seq``
+    #: reflects more of the user's events (absent in lists of older workers).
+    seq: Annotated[JsonInt, Field(ge=0, le=MAX_TS_MS)] | None = None
     schema_version: Version
 
     @model_validator(mode="after")

@@ -22,12 +22,15 @@ def list_payload(
     trigger_event_id: str,
     model_version: str,
     generated_at: int,
+    seq: int,
 ) -> bytes:
     """The ``recs.updated`` JSON document of one list (compact UTF-8).
 
     Args:
         items: ``(item id, score)`` best first, scores rounded to 6 decimals by the caller
             (the index rounds a whole batch at once).
+        seq: The user's applied-event count when the list was computed (consumers keep the
+            highest per user; see schemas/COMPATIBILITY.md).
     """
     return orjson.dumps(
         {
@@ -36,6 +39,7 @@ def list_payload(
             "trigger_event_id": trigger_event_id,
             "model_version": model_version,
             "generated_at": generated_at,
+            "seq": seq,
             "schema_version": SCHEMA_VERSION,
         }
     )

@@ -373,7 +373,7 @@ class Processor:
         warm_rows: list[int] = []
         queries: list[np.ndarray] = []
         excludes: list[np.ndarray] = []
-        applied: list[tuple[Incoming, LiveUser, bool, bool]] = []
+        applied: list[tuple[Incoming, LiveUser, bool, bool, int]] = []
         cold: dict[int, list[str]] = {}
         last_of_user: dict[str, int] = {}
         for x in batch:
@@ -402,9 +402,11 @@ class Processor:
                 self._track_seen_rows(user, ev.item_id if added else None)
                 if isinstance(ev, ClickEvent):
                     self.trending.add(ev.item_id, ev.ts)
-                last_of_user[ev.user_id] = len(applied)
+            # The stored latest list is the last one published, a duplicate's included (same
+            # seq as the list before it): the read API answers what consumers saw last.
+            last_of_user[ev.user_id] = len(applied)
             i = len(applied)
-            applied.append((x, user, dup, vec is not None))
+            applied.append((x, user, dup, vec is not None, user.event_count))
             emb = user.embedding
             if emb is None:
                 cold[i] = list(user.seen)
@@ -428,10 +430,10 @@ class Processor:
         now_ms = int(self.clock() * 1000)
         out: list[Outcome] = []
         counts: Counter[tuple[str, str]] = Counter()
-        for i, (x, user, dup, embedded) in enumerate(applied):
+        for i, (x, user, dup, embedded, seq) in enumerate(applied):
             ev = x.event
             items = tuple(ranked[i])
-            payload = list_payload(ev.user_id, items, ev.event_id, version, now_ms)
+            payload = list_payload(ev.user_id, items, ev.event_id, version, now_ms, seq)
             out.append(Outcome(ev, items, payload, now_ms, dup, embedded))
             counts[(ev.type, "duplicate" if dup else ("processed" if embedded else "unknown_item"))] += 1
             if last_of_user.get(ev.user_id) == i:

@@ -183,7 +183,9 @@ class Runtime:
         out: list[Message] = []  # dead letters, lists, catalogue items, deferred clicks
         raw = {(m.topic, m.partition, m.offset): m for m in msgs}
         for msg in msgs:
-            result = decode_event(msg.value, key=msg.key, topic=msg.topic, limits=self.limits, now_ms=now_ms)
+            result = decode_event(
+                msg.value, key=msg.key, topic=msg.topic, limits=self.limits, now_ms=now_ms, require_key=True
+            )
             if isinstance(result, Rejection):
                 out.append(self._dead_letter(msg, result, now_ms))
             else:

@@ -4,12 +4,14 @@ the compacted catalogue topic that carries item embeddings to every worker."""
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from recstream.settings import Settings
+from streams.errors import StreamError
 from streams.kafka_config import kafka_python_config
 from streams.state.base import ItemRecord
 
@@ -22,8 +24,31 @@ def catalog_topic(settings: Settings) -> str:
     return settings.consumer_group + CATALOG_TOPIC_SUFFIX
 
 
+class TopicLayoutError(StreamError):
+    """The input topics cannot be co-partitioned (their partition counts differ)."""
+
+
+def partition_count_problem(counts: dict[str, int]) -> str | None:
+    """Why input topics with these partition counts break per-user ownership, or None.
+
+    Partition ``p`` of the click, upload and review topics is owned by one worker; a user's
+    events land on the same ``p`` of each only when every input topic has the same count.
+    """
+    if len(set(counts.values())) <= 1:
+        return None
+    shown = ", ".join(f"{t}: {n}" for t, n in sorted(counts.items()))
+    return (
+        f"the input topics have different partition counts ({shown}); a user's events would be "
+        "owned by different workers: give them the same count"
+    )
+
+
 def ensure_topics(settings: Settings) -> list[str]:
-    """Create every topic recstream uses that does not exist yet. Returns the created names."""
+    """Create every topic recstream uses that does not exist yet. Returns the created names.
+
+    Raises:
+        TopicLayoutError: The input topics exist with different partition counts.
+    """
     p = settings.topic_partitions
     wanted = {
         settings.topic_click: NewTopic(settings.topic_click, p, 1),
@@ -46,9 +71,25 @@ def ensure_topics(settings: Settings) -> list[str]:
                 created.append(topic.name)
             except TopicAlreadyExistsError:  # another worker won the race
                 pass
+        problem = partition_count_problem(_partition_counts(admin, list(settings.event_topics.values())))
+        if problem is not None:
+            raise TopicLayoutError(problem)
         return created
     finally:
         admin.close()
+
+
+def _partition_counts(admin: KafkaAdminClient, topics: list[str], timeout_s: float = 15.0) -> dict[str, int]:
+    """Partition count per topic (waits for topics created a moment ago to show in metadata)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = admin.describe_topics(topics)
+        counts = {
+            d["name"]: len(d["partitions"]) for d in described if not d["error_code"] and d["partitions"]
+        }
+        if len(counts) == len(set(topics)) or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.2)
 
 
 def encode_catalog_item(item_id: str, vec: np.ndarray, model_version: str, title: str) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from typing import TYPE_CHECKING
 
 from recstream import logs
@@ -101,11 +102,15 @@ def run(args: argparse.Namespace) -> int:
     import faust
 
     from streams.app import create_app
-    from streams.topics import ensure_topics
+    from streams.topics import TopicLayoutError, ensure_topics
 
     settings = load_settings(web_port=args.web_port)
     logs.configure(settings)  # the Faust worker re-applies the same config (app.conf.logging_config)
-    ensure_topics(settings)
+    try:
+        ensure_topics(settings)
+    except TopicLayoutError as exc:
+        print(f"recstream worker: {exc}", file=sys.stderr)
+        return 2
 
     async def factory(app: RecstreamApp) -> Runtime:
         return await build_runtime(settings, app)

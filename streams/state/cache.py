@@ -109,6 +109,11 @@ class StateCache:
         """A user made present by :meth:`ensure`."""
         return self._users[user_id]
 
+    def pending_list(self, user_id: str) -> str | None:
+        """The user's newest list not yet written to the store (None: not held here, or written)."""
+        u = self._users.get(user_id)
+        return None if u is None or u.latest is None else u.latest[0]
+
     def changed(self, user: LiveUser, latest: StoredList | None = None) -> None:
         """Note that ``user`` changed (and its newest list) so the next flush writes it."""
         if latest is not None:

@@ -8,6 +8,7 @@
 | ``/ops`` | the live ops page (``ops.html`` + ``/ops/ops.js`` + ``/ops/ops.css``) |
 | ``/api/ops/summary`` | throughput, freshness percentiles, lag, dead letters (JSON) |
 | ``/api/users/{user_id}/list`` | the latest list this worker published for a user, with titles |
+| ``/v1/users/{user_id}/recommendations`` | the read API: a user's latest list (``recs.updated``) |
 
 The ops page and ``/api/*`` show users' lists: bound beyond loopback they need the token
 (:mod:`streams.web.access`); ``/metrics``, ``/healthz`` and ``/readyz`` stay open. Handlers stay
@@ -26,8 +27,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from recstream.settings import Settings
 from streams import latest
+from streams.errors import StateError
 from streams.web.access import CHALLENGE, WebAccess
 from streams.web.readiness import KafkaCheck, Readiness, aggregate, runtime_checks
+from streams.web.recommendations import ListReader, user_id_problem
 from streams.web.summary import OpsState, list_document, worker_info
 
 #: Served files of the ops page and their content types.
@@ -85,6 +88,7 @@ class OpsWeb:
         self.state = OpsState()
         self.kafka = KafkaCheck(settings)
         self.readiness: Readiness | None = None
+        self.lists: ListReader | None = None
 
     async def close(self) -> None:
         """Release the readiness checks' Kafka client."""
@@ -169,5 +173,25 @@ def register(app: Any, settings: Settings) -> OpsWeb:
             )
         titles = runtime.processor.titles if runtime is not None else {}
         return web.json(list_document(found, titles), headers={"Cache-Control": "no-store"})
+
+    @page("/v1/users/{user_id:.+}/recommendations")  # ids may hold "/"
+    async def recommendations(web: Any, request: Any, user_id: str) -> Any:
+        problem = user_id_problem(user_id)
+        if problem is not None:
+            return web.json({"error": problem}, status=400)
+        runtime = app.runtime
+        if runtime is None:
+            return web.json({"error": "worker starting"}, status=503, headers={"Retry-After": "1"})
+        if ops.lists is None:
+            ops.lists = ListReader(runtime.processor.store, runtime.processor.cache)
+        try:
+            payload = await ops.lists.latest(user_id)
+        except StateError as exc:
+            return web.json(
+                {"error": f"state store unavailable: {exc}"}, status=503, headers={"Retry-After": "1"}
+            )
+        if payload is None:
+            return web.json({"user_id": user_id, "error": "no list for this user"}, status=404)
+        return web.bytes(payload, content_type="application/json", headers={"Cache-Control": "max-age=1"})
 
     return ops

@@ -54,7 +54,7 @@ def distinct_events(raw: Iterable[tuple[bytes | None, bytes, str, int]], limits:
     """
     out: dict[str, Event] = {}
     for key, value, topic, ts_ms in raw:
-        ev = decode_event(value, key=key, topic=topic, limits=limits, now_ms=ts_ms)
+        ev = decode_event(value, key=key, topic=topic, limits=limits, now_ms=ts_ms, require_key=True)
         if isinstance(ev, Rejection):
             continue
         out.setdefault(ev.event_id, ev)

@@ -20,7 +20,7 @@ LIMITS = Limits(max_message_bytes=MAX_MESSAGE_BYTES)
 def test_each_case_is_rejected_with_its_reason_and_kept_byte_for_byte(n: int) -> None:
     kind, key, raw, reason = malformed(n)
     now = int(time.time() * 1000)
-    result = decode_event(raw, key=key, topic=TOPICS[kind], limits=LIMITS, now_ms=now)
+    result = decode_event(raw, key=key, topic=TOPICS[kind], limits=LIMITS, now_ms=now, require_key=True)
     assert isinstance(result, Rejection), result
     assert result.reason == reason, result
     letter = make_dead_letter(raw, key, TOPICS[kind], 0, n, result, now)

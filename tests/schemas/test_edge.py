@@ -30,7 +30,14 @@ CLICK: dict[str, Any] = {
 def decode(
     raw: bytes | None, *, topic: str | None = "events.click", key: bytes | None = None, **kw: Any
 ) -> Event | Rejection:
-    return decode_event(raw, key=key, topic=topic, limits=kw.get("limits", LIMITS), now_ms=NOW_MS)
+    return decode_event(
+        raw,
+        key=key,
+        topic=topic,
+        limits=kw.get("limits", LIMITS),
+        now_ms=NOW_MS,
+        require_key=kw.get("require_key", False),
+    )
 
 
 def rejected(raw: bytes | None, reason: str, **kw: Any) -> Rejection:
@@ -319,6 +326,15 @@ def test_topic_names_come_from_limits() -> None:
 @pytest.mark.parametrize("key", [b"u-2", b"", b"U-1", b"\xff"])
 def test_key_must_equal_user_id(key: bytes) -> None:
     rejected(click(), "key_mismatch", key=key)
+
+
+def test_keyless_events_are_refused_where_a_key_is_required() -> None:
+    r = rejected(click(), "missing_key", require_key=True)
+    assert "user_id" in r.detail
+    assert isinstance(decode(click(), key=b"u-1", require_key=True), ClickEvent)
+    assert isinstance(decode(click()), ClickEvent)  # offline validation of a bare document
+    # The cheaper checks come first: a broken keyless message names what is broken in it.
+    rejected(b"{nope", "invalid_json", require_key=True)
 
 
 def test_non_ascii_key_matches_utf8_user_id() -> None:

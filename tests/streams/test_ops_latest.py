@@ -18,7 +18,7 @@ def _latest(user: str, trigger: str = "e1") -> LatestList:
 def _outcome(user: str, event_id: str, ts_ms: int, items: list[str]) -> Outcome:
     ev = ClickEvent(type="click", event_id=event_id, user_id=user, item_id="x", ts=ts_ms, schema_version=1)
     ranked = tuple((i, 1.0 - n / 10) for n, i in enumerate(items))
-    payload = list_payload(user, ranked, event_id, "fusion-v0", ts_ms + 5)
+    payload = list_payload(user, ranked, event_id, "fusion-v0", ts_ms + 5, 1)
     return Outcome(ev, ranked, payload, ts_ms + 5, duplicate=False, embedded=True)
 
 

@@ -144,6 +144,21 @@ BAD: list[tuple[str, bytes | None, bytes, str]] = [
         ).encode(),
         "key_mismatch",
     ),
+    (
+        "click",
+        None,  # keyless: would land on an arbitrary partition
+        json.dumps(
+            {
+                "type": "click",
+                "event_id": "x4",
+                "user_id": "u",
+                "item_id": "m1",
+                "ts": 1700000000000,
+                "schema_version": 1,
+            }
+        ).encode(),
+        "missing_key",
+    ),
 ]
 
 

@@ -1,0 +1,5 @@
+module recstream.local/portable
+
+go 1.22
+
+require github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
