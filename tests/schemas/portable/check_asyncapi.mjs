@@ -12,8 +12,12 @@ const report = {
   channels: document ? document.channels().length : 0,
   operations: document ? document.operations().length : 0,
   messages: document ? document.allMessages().length : 0,
+  // What each message's payload resolved to (the $ref'd JSON Schema): its required members.
+  payloads: document
+    ? Object.fromEntries(document.allMessages().all().map((m) => [m.id(), m.payload()?.required() ?? null]))
+    : {},
   errors: errors.map((d) => ({ code: d.code, message: d.message, path: d.path })),
   warnings: diagnostics.filter((d) => d.severity === 1).map((d) => ({ code: d.code, message: d.message, path: d.path })),
 };
 console.log(JSON.stringify(report));
-process.exit(document && errors.length === 0 ? 0 : 1);
+process.exitCode = document && errors.length === 0 ? 0 : 1;

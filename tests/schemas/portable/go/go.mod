@@ -3,3 +3,5 @@ module recstream.local/portable
 go 1.22
 
 require github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
+
+require golang.org/x/text v0.14.0 // indirect
