@@ -30,7 +30,7 @@ from streams.errors import DependencyUnavailable
 from streams.faust_transport import DEFAULT_FETCH_MAX_WAIT_MS, Transport
 from streams.kafka_config import aiokafka_config, faust_credentials
 from streams.runtime import Runtime
-from streams.topics import catalog_topic, decode_catalog_item
+from streams.topics import catalog_topic, decode_catalog_item, input_topics, retry_topic
 from streams.web.routes import OpsWeb
 from streams.web.routes import register as register_routes
 
@@ -130,8 +130,8 @@ class FaustKafka:
     def __init__(self, app: faust.App) -> None:
         self.app = app
 
-    async def send(self, topic: str, key: bytes | None, value: bytes) -> Any:
-        return await self.app.producer.send(topic, key, value, None, None, None)
+    async def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> Any:
+        return await self.app.producer.send(topic, key, value, partition, None, None)
 
     async def commit(self, positions: dict[tuple[str, int], int]) -> bool:
         # Consumer._commit is the transport's commit of explicit offsets (the public commit()
@@ -196,16 +196,19 @@ def create_app(settings: Settings, runtime_factory: RuntimeFactory) -> Recstream
         # acks=False: Faust neither tracks nor commits these offsets (see the module docstring).
         return app.topic(name, key_serializer="raw", value_serializer="raw", acks=False)
 
-    for event_type, name in settings.event_topics.items():
+    # One agent per input topic; deferred clicks (item unknown when first read) come back
+    # through recstream's own retry topic.
+    agents = {**settings.event_topics, "click_retry": retry_topic(settings)}
+    for label, name in agents.items():
 
-        async def agent(stream: faust.StreamT, _type: str = event_type) -> None:
+        async def agent(stream: faust.StreamT) -> None:
             # take_events (faust-streaming) yields events, whose messages carry topic/partition/offset.
             batches = stream.take_events(settings.batch_size, within=settings.batch_timeout_s)  # type: ignore[attr-defined]
             async for events in batches:
                 runtime = app.runtime or await app.wait_runtime()
                 await runtime.handle(events)
 
-        app.agent(input_topic(name), name=f"recstream.{event_type}")(agent)
+        app.agent(input_topic(name), name=f"recstream.{label}")(agent)
 
     # Both signals are awaited inside the rebalance: revocation finishes and commits before the
     # group hands the partitions over; assignment starts tracking at the group's commits.
@@ -217,7 +220,7 @@ def create_app(settings: Settings, runtime_factory: RuntimeFactory) -> Recstream
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         assigned = args[0] if args else kwargs.get("assigned", ())
-        inputs = set(settings.event_topics.values())
+        inputs = set(input_topics(settings))
         mine = [(tp.topic, tp.partition) for tp in assigned if tp.topic in inputs]
         if app.runtime is None:
             # Still connecting (a dependency is down): the runtime takes this assignment when
@@ -248,9 +251,9 @@ def create_app(settings: Settings, runtime_factory: RuntimeFactory) -> Recstream
             async for msg in consumer:
                 if msg.value is None:
                     continue
-                item = decode_catalog_item(msg.value)
-                if runtime.processor.index.get(item.item_id) is None:
-                    runtime.processor.add_items([item])
+                changed = runtime.processor.catalogue_changes([decode_catalog_item(msg.value)])
+                if changed:  # new here, or re-uploaded with another title, image or features
+                    runtime.processor.add_items(changed)
         finally:
             await consumer.stop()
 
@@ -260,7 +263,7 @@ def create_app(settings: Settings, runtime_factory: RuntimeFactory) -> Recstream
         runtime = app.runtime
         if runtime is None or not runtime.assigned:
             return
-        inputs = set(settings.event_topics.values())
+        inputs = set(input_topics(settings))
         try:
             assigned = [tp for tp in app.consumer.assignment() if tp.topic in inputs]
             if not assigned:

@@ -16,10 +16,11 @@ from typing import Any
 
 log = logging.getLogger("recstream.worker")
 
-#: A message to publish: (topic, key, value).
+#: A message to publish: (topic, key, value); the partition follows from the key.
 Message = tuple[str, bytes | None, bytes]
-#: Hands one message to the producer; the result resolves when the broker has it.
-SendFn = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
+#: Hands one message to the producer (topic, key, value, partition or None for the key's);
+#: the result resolves when the broker has it.
+SendFn = Callable[[str, bytes | None, bytes, int | None], Awaitable[Awaitable[Any]]]
 
 
 class Publisher:
@@ -34,13 +35,19 @@ class Publisher:
         #: Seconds spent waiting to retry a refused send.
         self.paused_s = 0.0
 
-    async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
-        """Hand one message to the producer, retrying with backoff while it refuses."""
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+    ) -> Awaitable[Any]:
+        """Hand one message to the producer, retrying with backoff while it refuses.
+
+        Args:
+            partition: Where to write it; None: where the producer's partitioner puts the key.
+        """
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self._send(topic, key, value)
+                return await self._send(topic, key, value, partition)
             except Exception as exc:
                 delay = min(5.0, 0.1 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1.0)
                 log.warning("publish failed (%r); retry %d in %.2fs", exc, attempt, delay)

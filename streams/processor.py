@@ -207,6 +207,25 @@ class Processor:
         self.add_items(items)
         return len(items)
 
+    def catalogue_changes(self, items: Sequence[ItemRecord]) -> list[ItemRecord]:
+        """The items that are new here or differ from what the index holds (vector or title).
+
+        A re-upload changes an item's title, image or features, hence its embedding: workers
+        that follow the catalogue topic must apply it, while the same item read again (the
+        topic is replayed from its start at every start-up) costs nothing.
+        """
+        out = []
+        for it in items:
+            have = self.index.get(it.item_id)
+            if (
+                have is None
+                or self.titles.get(it.item_id) != it.title
+                or have.shape != it.embedding.shape
+                or not np.allclose(have, it.embedding, rtol=0, atol=1e-6)
+            ):
+                out.append(it)
+        return out
+
     def add_items(self, items: Sequence[ItemRecord]) -> None:
         """Make items retrievable (also used for catalogue updates from other workers)."""
         if not items:

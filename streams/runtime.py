@@ -13,7 +13,7 @@ taken and not done.
 
 A failing dependency (Triton, Cassandra, Kafka) pauses the batch and retries it with backoff;
 it never turns into dead letters and never advances a commit. A click whose item is still
-unknown after its wait is re-queued (sent again, to the back of its partition) up to
+unknown after its wait is re-queued (sent to recstream's own retry topic, same partition number) up to
 ``MAX_DEFERRALS`` times before it is applied without the item's embedding; the state that skips
 it is written only after the copy is delivered, so a crash cannot lose it.
 
@@ -50,7 +50,7 @@ from streams.offsets import TP, Admit, OffsetTracker
 from streams.processor import Incoming, Outcome, Processor
 from streams.repair import PartitionRepair
 from streams.state.base import SourcePos
-from streams.topics import encode_catalog_item
+from streams.topics import encode_catalog_item, retry_topic
 
 log = logging.getLogger("recstream.worker")
 
@@ -61,8 +61,11 @@ MAX_DEFERRALS = 10
 class KafkaPort(Protocol):
     """What the runtime needs of the Kafka client (the Faust app in the worker)."""
 
-    async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
-        """Hand a message to the producer; the result resolves when the broker has it."""
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+    ) -> Awaitable[Any]:
+        """Hand a message to the producer (to ``partition``, or the key's when None); the
+        result resolves when the broker has it."""
 
     async def commit(self, positions: dict[TP, int]) -> bool:
         """Commit positions for the group; False when the broker refused (rebalanced)."""
@@ -103,7 +106,8 @@ class Runtime:
         self.tracker = OffsetTracker()
         self.faults = FaultPoints(settings.fault_hook)
         self.checkpointer = Checkpointer(self.tracker, processor.cache, kafka.commit, self.faults)
-        self.publisher = Publisher(lambda topic, key, value: self.kafka.send(topic, key, value))
+        self.publisher = Publisher(self.kafka.send)
+        self.retry_topic = retry_topic(settings)
         self.paused_s = 0.0  # seconds a failing batch waited to retry
         self._deferrals: dict[str, int] = {}  # event id -> times re-queued (item still unknown)
         self._ready = asyncio.Event()  # partitions assigned and initialised
@@ -183,8 +187,10 @@ class Runtime:
         out: list[Message] = []  # dead letters, lists, catalogue items, deferred clicks
         raw = {(m.topic, m.partition, m.offset): m for m in msgs}
         for msg in msgs:
+            # A deferred click read back from the retry topic is a click of the click topic.
+            topic = self.settings.topic_click if msg.topic == self.retry_topic else msg.topic
             result = decode_event(
-                msg.value, key=msg.key, topic=msg.topic, limits=self.limits, now_ms=now_ms, require_key=True
+                msg.value, key=msg.key, topic=topic, limits=self.limits, now_ms=now_ms, require_key=True
             )
             if isinstance(result, Rejection):
                 out.append(self._dead_letter(msg, result, now_ms))
@@ -255,11 +261,14 @@ class Runtime:
         return self.processor.titles.get(o.event.item_id, "")
 
     async def _requeue(self, held: list[Incoming], raw: dict[tuple[str, int, int], Any]) -> None:
-        """Send deferred clicks (item still unknown) to the back of their partition, delivered.
+        """Send deferred clicks (item still unknown) to the retry topic, delivered.
 
-        The copy is read later under a new offset; the original's offset is done with its batch.
+        Each copy goes to the partition of the retry topic with its original's number, which
+        this worker owns too (the input topics share their partition count), and is read later
+        under a new offset; the original's offset is done with its batch. ``events.click`` never
+        sees the copy, so its other consumers read each click once.
         """
-        messages: list[Message] = []
+        futures = []
         for x in held:
             eid = x.event.event_id
             self._deferrals[eid] = self._deferrals.get(eid, 0) + 1
@@ -267,8 +276,9 @@ class Runtime:
             log.info("click %s: item %s unknown, re-queued (%d)", eid, x.event.item_id, self._deferrals[eid])
             assert x.source is not None
             msg = raw[(x.source.topic, x.source.partition, x.source.offset)]
-            messages.append((x.source.topic, msg.key, msg.value))
-        futures = await self.publisher.send_all(messages)
+            futures.append(
+                await self.publisher.send(self.retry_topic, msg.key, msg.value, x.source.partition)
+            )
         await asyncio.gather(*futures)
 
     def _may_defer(self, x: Incoming) -> bool:
@@ -411,4 +421,4 @@ def _topic_type(settings: Settings, topic: str) -> str:
     for event_type, name in settings.event_topics.items():
         if name == topic:
             return event_type
-    return "unknown"
+    return "click" if topic == retry_topic(settings) else "unknown"

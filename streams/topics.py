@@ -17,6 +17,8 @@ from streams.state.base import ItemRecord
 
 #: The compacted topic carrying item embeddings to every worker.
 CATALOG_TOPIC_SUFFIX = ".catalog"
+#: recstream's own topic of deferred clicks (item still unknown), read back by the workers.
+RETRY_TOPIC_SUFFIX = ".retry"
 
 
 def catalog_topic(settings: Settings) -> str:
@@ -43,11 +45,26 @@ def partition_count_problem(counts: dict[str, int]) -> str | None:
     )
 
 
+def retry_topic(settings: Settings) -> str:
+    """Name of the retry topic of deferred clicks (derived from the consumer group).
+
+    A click whose item is unknown yet waits here, on the same partition number as its original,
+    never on ``events.click``, whose other consumers would see it twice.
+    """
+    return settings.consumer_group + RETRY_TOPIC_SUFFIX
+
+
+def input_topics(settings: Settings) -> list[str]:
+    """Every topic a worker consumes: click, upload, review and the retry topic."""
+    return [*settings.event_topics.values(), retry_topic(settings)]
+
+
 def ensure_topics(settings: Settings) -> list[str]:
     """Create every topic recstream uses that does not exist yet. Returns the created names.
 
     Raises:
-        TopicLayoutError: The input topics exist with different partition counts.
+        TopicLayoutError: The input topics (the retry topic included) exist with different
+            partition counts.
     """
     p = settings.topic_partitions
     wanted = {
@@ -59,6 +76,7 @@ def ensure_topics(settings: Settings) -> list[str]:
         catalog_topic(settings): NewTopic(
             catalog_topic(settings), p, 1, topic_configs={"cleanup.policy": "compact"}
         ),
+        retry_topic(settings): NewTopic(retry_topic(settings), p, 1),
     }
     admin = KafkaAdminClient(**kafka_python_config(settings))
     try:
@@ -71,7 +89,7 @@ def ensure_topics(settings: Settings) -> list[str]:
                 created.append(topic.name)
             except TopicAlreadyExistsError:  # another worker won the race
                 pass
-        problem = partition_count_problem(_partition_counts(admin, list(settings.event_topics.values())))
+        problem = partition_count_problem(_partition_counts(admin, input_topics(settings)))
         if problem is not None:
             raise TopicLayoutError(problem)
         return created

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -20,6 +20,47 @@ if TYPE_CHECKING:
     from encoders.text import TextEncoder
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+#: Fixtures that start or reach a real server: a test using one is marked ``integration``.
+SERVER_FIXTURES = frozenset(
+    {"stack", "topic_factory", "deployment_factory", "chaos_stack", "chaos_deployment", "clean_run"}
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that uses a server fixture ``integration`` (``make test-unit`` deselects
+    them), whether or not its module says so."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_servers_in_unit_runs(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Under ``-m "not integration"`` (``make test-unit``) starting a server fails the test."""
+    if "not integration" not in (request.config.getoption("markexpr") or ""):
+        yield
+        return
+    from deploy.local.stack import Stack
+
+    real = Stack.up
+    servers = {"kafka", "cassandra", "triton"}
+
+    def refuse(self: Stack, *args: Any, **kwargs: Any) -> list[str]:
+        if any(getattr(svc, "name", "") in servers for svc in self.services):
+            raise RuntimeError(
+                "a test outside the integration marker started the local stack: mark it "
+                "`integration` (make test-unit runs with no server)"
+            )
+        return real(self, *args, **kwargs)  # a fake service of a unit test
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(Stack, "up", refuse)
+    try:
+        yield
+    finally:
+        mp.undo()
 
 
 @pytest.fixture(scope="session")

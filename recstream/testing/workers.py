@@ -270,7 +270,7 @@ class Deployment:
 
         from streams.kafka_config import kafka_python_config
         from streams.state.session import connect
-        from streams.topics import catalog_topic
+        from streams.topics import catalog_topic, retry_topic
 
         self.stop_all()
         s = self.settings
@@ -280,6 +280,7 @@ class Deployment:
             s.topic_recs,
             s.topic_dlq,
             catalog_topic(s),
+            retry_topic(s),
             f"{s.consumer_group}-__assignor-__leader",
         ]
         try:

@@ -26,6 +26,7 @@ from recstream.lab.provenance import provenance, with_provenance
 from recstream.settings import REPO_ROOT
 from recstream.testing import Deployment, ListCollector, WorkerProcess, event_message, read_topic
 from schemas.events import Event
+from streams.topics import retry_topic
 from tests.chaos.accounting import (
     UserRow,
     account_events,
@@ -206,7 +207,9 @@ def run_fault(
         "lists_missing": la.missing,
         "duplicate_lists": la.duplicate_lists,
         "dead_letters": dead,
-        "requeued_clicks": len(inputs) - len(msgs),
+        # Deferred clicks wait on recstream's own retry topic, never on events.click.
+        "requeued_clicks": topic_size(s, retry_topic(s)),
+        "clicks_reread_on_input_topics": len(inputs) - len(msgs),
         "state": asdict(diff),
         "fault_start_s": round(fault_start - t_begin, 2),
         "fault_duration_s": round(fault_end - fault_start, 2),

@@ -33,7 +33,7 @@ import yaml
 
 from recstream import metrics
 from recstream.settings import Settings, known_env_names, load_settings
-from streams.topics import catalog_topic
+from streams.topics import catalog_topic, input_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -746,7 +746,7 @@ def test_topics_partitions_and_autoscaling(overlay: tuple[str, list[Doc]]) -> No
     _, docs = overlay
     s = settings_from({k: v for k, v in _config(docs).items() if k.startswith("RECSTREAM_")})
     topics = {d["spec"]["topicName"]: d for d in docs if d["kind"] == "KafkaTopic"}
-    wanted = {*s.event_topics.values(), s.topic_recs, s.topic_dlq, catalog_topic(s)}
+    wanted = {*input_topics(s), s.topic_recs, s.topic_dlq, catalog_topic(s)}
     assert set(topics) == wanted
     assert all(t["spec"]["partitions"] == s.topic_partitions for t in topics.values())
     assert topics[catalog_topic(s)]["spec"]["config"]["cleanup.policy"] == "compact"
@@ -756,7 +756,7 @@ def test_topics_partitions_and_autoscaling(overlay: tuple[str, list[Doc]]) -> No
     assert "replicas" not in worker["spec"], "KEDA owns the replica count"
     triggers = so["spec"]["triggers"]
     assert {t["metadata"]["consumerGroup"] for t in triggers} == {s.consumer_group}
-    assert {t["metadata"]["topic"] for t in triggers} == set(s.event_topics.values())
+    assert {t["metadata"]["topic"] for t in triggers} == set(input_topics(s))
     kafka = next(d for d in docs if d["kind"] == "Kafka")
     ns = kafka["metadata"]["namespace"]
     for t in triggers:  # KEDA runs in its own namespace: the address must be qualified

@@ -88,7 +88,7 @@ def node_tools() -> Path:
     """``tests/schemas/portable/node_modules`` from the lockfile (``npm ci``, once)."""
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
-        pytest.fail("needs Node.js and npm (Debian: apt-get install nodejs npm; .ci/run checks them)")
+        pytest.fail("needs Node.js >= 20.17 and npm (https://nodejs.org; .ci/run checks them)")
     lock = PORTABLE / "package-lock.json"
     stamp = PORTABLE / "node_modules" / ".recstream-lock"
     if not stamp.exists() or stamp.read_text() != lock.read_text():
@@ -103,7 +103,9 @@ def go_checker(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Go checker, built from tests/schemas/portable/go (modules from the Go proxy, go.sum)."""
     go = shutil.which("go")
     if go is None:
-        pytest.fail("needs the Go toolchain (https://go.dev/dl or Debian golang-go; .ci/run checks it)")
+        pytest.fail(
+            "needs the Go toolchain >= 1.22 (https://go.dev/dl; Debian 12's golang-go is too old)"
+        )
     binary = tmp_path_factory.mktemp("go") / "portable"
     done = _run([go, "build", "-mod=readonly", "-o", str(binary), "."], PORTABLE / "go")
     assert done.returncode == 0, done.stderr[-3000:]

@@ -30,14 +30,17 @@ class FakeKafka:
     def __init__(self, store: MemoryStateStore) -> None:
         self.store = store
         self.sent: list[tuple[str, bytes | None, bytes]] = []
+        #: The partition asked for with each sent message (None: the key's).
+        self.partitions: list[int | None] = []
         self.futures: list[asyncio.Future[None]] = []
         self.auto_deliver = True
         self.commits: list[tuple[dict[tuple[str, int], int], dict[str, int]]] = []
         self.seeks: list[tuple[tuple[str, int], int]] = []
         self.gen = 1
 
-    async def send(self, topic: str, key: bytes | None, value: bytes) -> Any:
+    async def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> Any:
         self.sent.append((topic, key, value))
+        self.partitions.append(partition)
         fut = asyncio.get_running_loop().create_future()
         if self.auto_deliver:
             fut.set_result(None)

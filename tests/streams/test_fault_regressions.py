@@ -206,13 +206,16 @@ async def test_click_on_an_unknown_item_is_requeued_then_applied_once_the_item_e
     c = _click(1, "eve", 8, 1_600_001_000_000)
     await runtime.handle([message(topic, 0, c.to_json_bytes(), c.kafka_key)])
     await _settle(runtime)
-    assert kafka.sent == [(topic, c.kafka_key, c.to_json_bytes())]  # re-queued as is, no list
+    retry = runtime.retry_topic
+    # Re-queued as is, to the retry topic (never back into events.click), no list.
+    assert kafka.sent == [(retry, c.kafka_key, c.to_json_bytes())] and kafka.partitions == [0]
     assert "eve" not in proc.cache
     await proc.process([Incoming(_upload(8))])
-    await runtime.handle([message(topic, 1, c.to_json_bytes(), c.kafka_key)])  # the copy
+    runtime.tracker.assign((retry, 0), 0)
+    await runtime.handle([message(retry, 0, c.to_json_bytes(), c.kafka_key)])  # the copy
     await _settle(runtime)
     assert proc.cache.get("eve").event_count == 1 and proc.cache.get("eve").embedding is not None
-    assert [t for t, _, _ in kafka.sent] == [topic, proc.settings.topic_recs]
+    assert [t for t, _, _ in kafka.sent] == [retry, proc.settings.topic_recs]
 
 
 async def test_a_click_whose_item_never_comes_is_applied_after_the_last_requeue() -> None:

@@ -235,3 +235,22 @@ async def test_collaborators_come_in_at_construction_clock_and_metrics_included(
         "retrieval",
         "serialise",
     }
+
+
+async def test_catalogue_updates_apply_changed_items_and_skip_identical_ones() -> None:
+    from streams.state.base import ItemRecord
+
+    proc, _ = _proc()
+    await proc.process([Incoming(_upload(i), SourcePos("events.upload", 0, i)) for i in range(3)])
+    have = proc.index.get("item1")
+    assert have is not None
+    same = ItemRecord("item1", have.copy(), frozenset(), "fake-1", proc.titles["item1"])
+    assert proc.catalogue_changes([same]) == []
+    retitled = ItemRecord("item1", have.copy(), frozenset(), "fake-1", "Movie 1 (director's cut)")
+    moved = ItemRecord("item2", -np.asarray(proc.index.get("item2")), frozenset(), "fake-1", "Movie 2")
+    new = ItemRecord("item9", have.copy(), frozenset(), "fake-1", "Movie 9")
+    changed = proc.catalogue_changes([same, retitled, moved, new])
+    assert [c.item_id for c in changed] == ["item1", "item2", "item9"]
+    proc.add_items(changed)
+    assert proc.titles["item1"] == "Movie 1 (director's cut)" and len(proc.index) == 4
+    np.testing.assert_allclose(proc.index.get("item2"), moved.embedding, atol=1e-6)

@@ -25,6 +25,7 @@ from tests.streams.fakes import Ev, FakeKafka, Msg
 from tests.streams.test_processor import deps
 
 CLICK = "events.click"
+RETRY = "recstream.retry"  # the default consumer group's retry topic
 
 
 def _click(n: int, user: str, item: int) -> bytes:
@@ -132,11 +133,11 @@ class _OrderKafka(FakeKafka):
         self.cache = proc.cache
         self.order: list[str] = []
 
-    async def send(self, topic: str, key: bytes | None, value: bytes) -> Any:
-        if topic == CLICK:
+    async def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> Any:
+        if topic == RETRY:
             count = self.cache.get("a").event_count if "a" in self.cache else 0
             self.order.append(f"requeue (state count {count})")
-        return await super().send(topic, key, value)
+        return await super().send(topic, key, value, partition)
 
 
 async def test_a_deferred_click_is_delivered_before_its_user_moves_past_it() -> None:
@@ -148,8 +149,22 @@ async def test_a_deferred_click_is_delivered_before_its_user_moves_past_it() -> 
     await _settle(rt)
     assert order == ["requeue (state count 0)"]
     assert rt.processor.cache.get("a").offsets == {f"{CLICK}:0": 1}
-    requeued = [v for t, _, v in kafka.sent if t == CLICK]
-    assert len(requeued) == 1 and b'"c0"' in requeued[0]
+    requeued = [(v, p) for (t, _, v), p in zip(kafka.sent, kafka.partitions, strict=True) if t == RETRY]
+    assert len(requeued) == 1 and b'"c0"' in requeued[0][0]
+    assert requeued[0][1] == 0  # the partition number of the original: owned here too
+    assert not [m for m in kafka.sent if m[0] == CLICK], "never back into the click topic"
+
+
+async def test_a_deferred_click_read_back_from_the_retry_topic_is_a_click() -> None:
+    rt, kafka, _ = await _runtime()
+    await rt.handle(_events([(0, "a", 999)]))
+    await _settle(rt)
+    copy = next(v for t, _, v in kafka.sent if t == RETRY)
+    assert rt.retry_topic == RETRY
+    rt.tracker.assign((RETRY, 0), 0)
+    await rt.handle([Ev(Msg(RETRY, 0, 0, b"a", copy, 1))])
+    await _settle(rt)
+    assert not [m for m in kafka.sent if m[0] == rt.settings.topic_dlq], "not a wrong_topic dead letter"
 
 
 async def test_revocation_writes_states_and_commits_every_owned_partition() -> None:
