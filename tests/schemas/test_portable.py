@@ -103,9 +103,7 @@ def go_checker(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Go checker, built from tests/schemas/portable/go (modules from the Go proxy, go.sum)."""
     go = shutil.which("go")
     if go is None:
-        pytest.fail(
-            "needs the Go toolchain >= 1.22 (https://go.dev/dl; Debian 12's golang-go is too old)"
-        )
+        pytest.fail("needs the Go toolchain >= 1.22 (https://go.dev/dl; Debian 12's golang-go is too old)")
     binary = tmp_path_factory.mktemp("go") / "portable"
     done = _run([go, "build", "-mod=readonly", "-o", str(binary), "."], PORTABLE / "go")
     assert done.returncode == 0, done.stderr[-3000:]
