@@ -32,7 +32,8 @@ _LATENCY_BUCKETS = (
 
 EVENTS = Counter(
     "recstream_events_total",
-    "Events seen, by type and outcome (processed, dead_letter, duplicate).",
+    "Events seen, by type and outcome (processed, dead_letter, duplicate, unknown_item: applied without "
+    "the item's embedding, deferred: a click re-queued to the retry topic).",
     ["type", "outcome"],
 )
 DEAD_LETTERS = Counter(

@@ -287,7 +287,10 @@ class Settings(BaseSettings):
     decay_tau_s: float = Field(
         7 * 24 * 3600.0,
         gt=0,
-        description="Time constant of user-state decay; unset: the served model's trained decay.",
+        description="Time constant of user-state decay. Set explicitly, it is what the worker applies; "
+        "unset, the worker applies the decay the served fusion model was trained with (`recstream train` "
+        "defaults to 120 s), and this default (7 days) only for a model that records none (the untrained "
+        "fallback).",
     )
     weight_click: float = Field(1.0, gt=0, description="Update weight of a click (times its own weight).")
     weight_review: float = Field(1.0, gt=0, description="Update weight of a review.")
@@ -301,8 +304,9 @@ class Settings(BaseSettings):
         30.0,
         ge=0,
         description="How long (while no dependency is failing) a click on an item not yet in the "
-        "catalogue waits for its upload; then it is re-queued (up to 10 times) before being applied "
-        "without the item.",
+        "catalogue waits for its upload; then it is re-queued to recstream's own topic "
+        "`<consumer group>.retry` (partition with the original's number, never events.click) and waits "
+        "again, up to 10 times, before being applied without the item.",
     )
 
     # --- edge limits -------------------------------------------------------------------
@@ -321,10 +325,15 @@ class Settings(BaseSettings):
     web_token: SecretStr | None = Field(
         None,
         min_length=16,
-        description="Bearer token for the routes that show users' lists (ops page, /api/*) when "
-        "the web server is bound beyond loopback (never logged); without one they answer 401 there.",
+        description="Token for the routes that show users' lists (ops page /ops, /api/*, the read API "
+        "/v1/users/{id}/recommendations) when the web server is bound beyond loopback, sent as Bearer or "
+        "as the Basic password (never logged); without one configured they answer 401 there.",
     )
-    web_token_file: Path | None = Field(None, description="File holding web_token (a mounted secret).")
+    web_token_file: Path | None = Field(
+        None,
+        description="File holding the web token (instead of `..._WEB_TOKEN`), e.g. a mounted Kubernetes "
+        "Secret; its content minus one trailing newline, read once at start-up.",
+    )
     batch_size: int = Field(256, ge=1, description="Most events per stream.take batch.")
     batch_timeout_s: float = Field(0.005, gt=0, description="Max wait to fill a batch.")
     commit_interval_s: float = Field(

@@ -1,8 +1,9 @@
 """The contract bundle a consumer team vendors: ``recstream schema export DIR``.
 
 It holds every JSON Schema (``json/``), the AsyncAPI document that references them
-(``asyncapi.yaml``), an example of every contract (``examples/``), the rules
-(``COMPATIBILITY.md``) and ``bundle.json``: each file's SHA-256 and each contract's topic and key.
+(``asyncapi.yaml``), the worker's HTTP API with the read API (``openapi.yaml``), an example of
+every contract (``examples/``), the rules (``COMPATIBILITY.md``) and ``bundle.json``: each
+file's SHA-256 and each contract's topic and key.
 The files are read from the installed package, so the bundle of a release is that release's.
 """
 
@@ -30,6 +31,7 @@ def bundle_files() -> dict[str, bytes]:
     root = resources.files("schemas")
     files: dict[str, bytes] = {
         "asyncapi.yaml": root.joinpath("asyncapi.yaml").read_bytes(),
+        "openapi.yaml": root.joinpath("openapi.yaml").read_bytes(),
         "COMPATIBILITY.md": root.joinpath("COMPATIBILITY.md").read_bytes(),
     }
     for name, file in SCHEMA_FILES.items():
@@ -58,6 +60,7 @@ def export_bundle(dest: Path, version: str) -> list[Path]:
             for name in SCHEMA_FILES
         },
         "asyncapi": "asyncapi.yaml",
+        "openapi": "openapi.yaml",
         "sha256": {path: hashlib.sha256(data).hexdigest() for path, data in sorted(files.items())},
     }
     files["bundle.json"] = (json.dumps(manifest, indent=2) + "\n").encode()

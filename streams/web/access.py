@@ -1,4 +1,5 @@
-"""Who may read the routes that show users' data (the ops page and ``/api/*``).
+"""Who may read the routes that show users' data (the ops page ``/ops`` and ``/ops/*``, ``/api/*``
+and the read API ``/v1/users/{user_id}/recommendations``).
 
 Bound to a loopback address (the default, ``127.0.0.1``), the worker's web server is reachable
 only from its own machine and every route is open. Bound anywhere else, the routes that show

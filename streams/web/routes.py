@@ -10,9 +10,10 @@
 | ``/api/users/{user_id}/list`` | the latest list this worker published for a user, with titles |
 | ``/v1/users/{user_id}/recommendations`` | the read API: a user's latest list (``recs.updated``) |
 
-The ops page and ``/api/*`` show users' lists: bound beyond loopback they need the token
-(:mod:`streams.web.access`); ``/metrics``, ``/healthz`` and ``/readyz`` stay open. Handlers stay
-thin: the documents are built by :mod:`streams.web.summary` and :mod:`streams.web.readiness`.
+The ops page, ``/api/*`` and the read API ``/v1/*`` show users' lists: bound beyond loopback they
+need the token (:mod:`streams.web.access`); ``/metrics``, ``/healthz`` and ``/readyz`` stay open.
+Handlers stay thin: the documents are built by :mod:`streams.web.summary` and
+:mod:`streams.web.readiness`.
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def register(app: Any, settings: Settings) -> OpsWeb:
     access = WebAccess.from_settings(settings)
     if access.required and access.token is None:
         log.warning(
-            "web server bound to %s without RECSTREAM_WEB_TOKEN: the ops page and /api/* answer 401",
+            "web server bound to %s without RECSTREAM_WEB_TOKEN(_FILE): the ops page, /api/* and "
+            "/v1/users/{id}/recommendations answer 401",
             settings.web_host,
         )
     files = {name: asset(name) for name in ASSETS}  # read once; a missing file fails at start

@@ -243,3 +243,20 @@ def test_schema_export_command_writes_the_bundle(tmp_path: Path, capsys: pytest.
     assert done.value.code == 0
     assert (tmp_path / "contracts" / "asyncapi.yaml").exists()
     assert "bundle.json" in capsys.readouterr().out
+
+
+def test_openapi_document_of_the_read_api_validates(node_tools: Path, tmp_path: Path) -> None:
+    """swagger-parser validates schemas/openapi.yaml (OpenAPI 3.1) with its $refs resolved."""
+    from schemas.bundle import export_bundle
+    from schemas.registry import load_schema
+
+    export_bundle(tmp_path / "bundle", "test")
+    for doc in (SCHEMA_DIR.parent / "openapi.yaml", tmp_path / "bundle" / "openapi.yaml"):
+        report = _report(_run(["node", "check_openapi.mjs", str(doc)], node_tools))
+        assert report["errors"] == [] and report["openapi"] == "3.1.0", report["errors"]
+        assert "/v1/users/{user_id}/recommendations" in report["paths"]
+        assert report["list_required"] == load_schema("recs_updated")["required"]
+    broken = tmp_path / "bundle" / "broken.yaml"
+    text = (tmp_path / "bundle" / "openapi.yaml").read_text()
+    broken.write_text(text.replace("operationId: getRecommendations", "operationId: [not, a, string]", 1))
+    assert _report(_run(["node", "check_openapi.mjs", str(broken)], node_tools))["errors"]

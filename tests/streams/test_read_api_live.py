@@ -14,11 +14,14 @@ import urllib.error
 from collections.abc import Callable
 from typing import Any
 
+import jsonschema
 import pytest
+import yaml
 
 from recstream.testing import Deployment, EventProducer, read_topic
 from schemas.events import RecsUpdated
 from schemas.ordering import LatestLists
+from schemas.registry import SCHEMA_DIR
 
 pytestmark = pytest.mark.integration
 T0 = 1_700_000_000_000
@@ -117,7 +120,11 @@ def test_read_api_answers_the_last_published_list_and_seq_orders_lists(
     naive = {lst.user_id: lst for _, lst in reversed(lists)}
     assert all(naive[u].seq == 1 for u in USERS)
 
+    # Errors as schemas/openapi.yaml describes them.
+    error = yaml.safe_load((SCHEMA_DIR.parent / "openapi.yaml").read_text())["components"]["schemas"]["Error"]
     code, body = _get(worker, "nobody-here")
     assert code == 404 and json.loads(body)["user_id"] == "nobody-here"
+    jsonschema.validate(json.loads(body), error)
     code, body = _get(worker, "x" * 257)
     assert code == 400 and "256" in json.loads(body)["error"]
+    jsonschema.validate(json.loads(body), error)

@@ -148,7 +148,8 @@ def test_worker_bound_beyond_loopback_needs_the_token_for_user_data(
     try:
         bearer = {"Authorization": f"Bearer {TOKEN}"}
         basic = {"Authorization": "Basic " + base64.b64encode(f"ops:{TOKEN}".encode()).decode()}
-        for path in ("/ops", "/ops/ops.js", "/api/ops/summary", "/api/users/nobody/list"):
+        protected = ("/ops", "/ops/ops.js", "/api/ops/summary", "/api/users/nobody/list")
+        for path in (*protected, "/v1/users/nobody/recommendations"):
             code, body = _status(worker, path)
             assert code == 401 and b"authorization required" in body, (path, code, body)
             code, _ = _status(worker, path, {"Authorization": "Bearer wrong-token-wrong-token"})
@@ -157,6 +158,8 @@ def test_worker_bound_beyond_loopback_needs_the_token_for_user_data(
         assert b"<html" in _status(worker, "/ops", basic)[1].lower()
         assert _status(worker, "/api/ops/summary", bearer)[0] == 200
         assert _status(worker, "/api/users/nobody/list", bearer)[0] == 404  # served: no list yet
+        assert _status(worker, "/v1/users/nobody/recommendations", bearer)[0] == 404
+        assert _status(worker, "/v1/users/nobody/recommendations", basic)[0] == 404
         for open_path in ("/healthz", "/readyz", "/metrics"):
             assert _status(worker, open_path)[0] == 200, open_path
         assert TOKEN not in worker.log_tail(200_000)
