@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from recstream.testing import Deployment
+from streams.topics import input_topics
 from streams.web.readiness import KafkaCheck, cassandra_check, triton_check
 from streams.web.routes import ASSETS, asset
 from tests.streams.ops_support import bad_json, clicks, get_json, http, produce, summary_when, uploads
@@ -63,7 +64,7 @@ def test_worker_serves_ops_endpoints(deployment_factory: Callable[[], Deployment
     assert fresh["count"] == N_ITEMS + 6  # one list per good event
     assert 0 <= fresh["p50"] <= fresh["p95"] <= fresh["p99"] < 60, fresh
     assert s["dead_letters"] == [{"reason": "invalid_json", "total": 2}] and s["dead_letters_total"] == 2
-    inputs = set(env.settings.event_topics.values())
+    inputs = set(input_topics(env.settings))  # the retry topic is an input too
     assert {(r["topic"], r["partition"]) for r in s["lag"]} == {(t, p) for t in inputs for p in (0, 1)}
     assert s["catalog_items"] == N_ITEMS and s["model_version"]
     assert s["worker"]["consumer_group"] == env.settings.consumer_group and s["worker"]["uptime_s"] > 0

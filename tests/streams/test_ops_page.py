@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from recstream.testing import Deployment
+from streams.topics import input_topics
 from tests.streams.ops_support import bad_json, clicks, get_json, produce, uploads
 
 pytestmark = pytest.mark.integration
@@ -112,10 +113,11 @@ def test_ops_page_shows_live_numbers_and_a_users_list(
         produce(env.settings, clicks(["ops-alice", "ops-bob"], ["ops-m1", "ops-m2", "ops-m3"]) + bad_json(2))
         _wait(browser, "24 events", lambda d: _text(d, "events-total") == "24")
         _wait(browser, "the dead letters", lambda d: _rows(d, "dlq-table") == [["invalid_json", "2"]])
-        _wait(browser, "lag of 3 topics x 2 partitions", lambda d: len(_rows(d, "lag-table")) == 6)
+        # Click, upload, review and the retry topic, 2 partitions each.
+        _wait(browser, "lag of 4 topics x 2 partitions", lambda d: len(_rows(d, "lag-table")) == 8)
         _wait(browser, "22 lists delivered", lambda d: _text(d, "fresh-count") == "22")
         assert _text(browser, "dlq-total") == "2"
-        inputs = set(env.settings.event_topics.values())
+        inputs = set(input_topics(env.settings))
         assert {r[0] for r in _rows(browser, "lag-table")} == inputs
         status, summary = get_json(port, "/api/ops/summary")
         assert status == 200 and summary["throughput"]["events_total"] == 24  # page and API agree
